@@ -1,0 +1,309 @@
+/* subiter.h: the one public header of subiter.
+ *
+ * subiter runs a generator in a child process and streams the items it
+ * yields to the parent through a bounded shared-memory ring.
+ *
+ *     subiter *it;
+ *     subiter_item item;
+ *     int r = subiter_open(&it, gen, NULL, NULL);
+ *     if (r == 0 && (r = subiter_start(it, NULL, 0)) == 0) {
+ *         while ((r = subiter_next(it, &item)) > 0)
+ *             use(item.data, item.len);
+ *     }
+ *     if (r < 0)
+ *         fprintf(stderr, "%s\n", subiter_errmsg(it));
+ *     subiter_close(it);
+ *
+ * Fork preconditions (SUBITER_FORK, the default start method): the worker is
+ * a fork() of the calling process. It runs user code (the initializer and
+ * the generator) in that copy. If other threads of the caller held a lock
+ * (malloc's, stdio's, the caller's own) at the moment of the fork, that lock
+ * stays held in the worker, so open workers before starting threads, or keep
+ * the initializer and generator free of such locks.
+ *
+ * The worker gets the parent-death signal (SIGKILL) from the *thread* that
+ * called subiter_open(): if that thread exits while the handle is open, the
+ * worker is killed. Open and use handles from threads that outlive them.
+ *
+ * The library installs no signal handler and reaps only its own children.
+ * If the application sets SIGCHLD to SIG_IGN (or SA_NOCLDWAIT), the kernel
+ * reaps workers itself and their exit status is lost: error messages then
+ * say that the status is unavailable.
+ */
+#ifndef SUBITER_H
+#define SUBITER_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SUBITER_VERSION_MAJOR 0
+#define SUBITER_VERSION_MINOR 1
+#define SUBITER_VERSION_PATCH 0
+#define SUBITER_VERSION_STRING "0.1.0"
+/** SUBITER_VERSION_NUMBER: 0xMMmmpp, for compile-time comparisons. */
+#define SUBITER_VERSION_NUMBER                                                 \
+    ((SUBITER_VERSION_MAJOR << 16) | (SUBITER_VERSION_MINOR << 8) |            \
+     SUBITER_VERSION_PATCH)
+
+#if defined(__GNUC__) || defined(__clang__)
+#define SUBITER_API __attribute__((visibility("default")))
+#define SUBITER_NODISCARD __attribute__((warn_unused_result))
+#define SUBITER_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define SUBITER_API
+#define SUBITER_NODISCARD
+#define SUBITER_PRINTF(f, a)
+#endif
+
+/*
+ * Error codes. Library codes count down from -1000; system and argument
+ * errors are -errno (-EINVAL, -ENOMEM, -EMSGSIZE, ...). SUBITER_STOPPED is
+ * positive: it is not an error but subiter_yield()'s "return now".
+ *
+ * X(name, value, description): one table generates the enum,
+ * subiter_strerror() and subiter_errname().
+ */
+#define SUBITER_ERRNO_MAP(X)                                                   \
+    X(EINIT, -1000, "the worker's initializer failed")                         \
+    X(EITER, -1001, "the generator failed")                                    \
+    X(ECHILD, -1002, "the worker process died")                                \
+    X(ETIMEDOUT, -1003, "the worker sent nothing within the timeout")          \
+    X(EPROTO, -1004, "the worker broke the protocol")                          \
+    X(ECLOSED, -1005, "the handle is dead after an earlier error")
+
+enum {
+#define SUBITER_X_(name, value, desc) SUBITER_##name = (value),
+    SUBITER_ERRNO_MAP(SUBITER_X_)
+#undef SUBITER_X_
+    /** Returned by subiter_yield() & co when the parent asked to stop. */
+    SUBITER_STOPPED = 1
+};
+
+/** Start methods (subiter_opts.start_method). */
+enum {
+    SUBITER_FORK = 0,       /**< fork() the caller (default) */
+    SUBITER_FORKSERVER = 1, /**< not built yet: -ENOTSUP */
+    SUBITER_SPAWN = 2       /**< not built yet: -ENOTSUP */
+};
+
+/** Largest input subiter_start() accepts; larger gives -EMSGSIZE. */
+#define SUBITER_INPUT_MAX (64u * 1024u)
+
+/** Parent's handle on one worker process. */
+typedef struct subiter subiter;
+/** Child's context, passed to the initializer and the generator. */
+typedef struct subiter_gen subiter_gen;
+
+/** An item: a borrowed view of ring memory. */
+typedef struct subiter_item {
+    const void *data; /**< borrowed: valid until the next call on the handle */
+    size_t len;       /**< its length in bytes (may be 0) */
+} subiter_item;
+
+/**
+ * Initializer: runs once in the worker, before the first iteration.
+ * @return 0 to go on; anything else (typically `return subiter_fail(g,
+ * ...)`) makes subiter_open() fail with SUBITER_EINIT.
+ */
+typedef int (*subiter_init_fn)(subiter_gen *g, void *arg);
+
+/**
+ * Generator: runs in the worker once per subiter_start(). It yields items
+ * with subiter_yield() or subiter_reserve()/subiter_commit() and returns 0
+ * at the end, or a negative code on failure (the parent's subiter_next()
+ * then returns SUBITER_EITER). When a yield returns SUBITER_STOPPED, return
+ * at once: whatever is returned then, the iteration ends cleanly.
+ */
+typedef int (*subiter_iter_fn)(subiter_gen *g, void *arg);
+
+/**
+ * Options. Initialise with SUBITER_OPTS_INIT, then change fields. Zero in
+ * any field but `size` means "the default".
+ */
+typedef struct subiter_opts {
+    size_t size;           /**< sizeof(subiter_opts), set by SUBITER_OPTS_INIT */
+    subiter_init_fn init;  /**< optional initializer, run once in the worker */
+    unsigned buffer_items; /**< max items yielded and not yet consumed (32) */
+    size_t buffer_bytes;   /**< item ring capacity, rounded up to a power of
+                                two, 16 KiB .. 1 GiB (4 MiB) */
+    int timeout_ms;        /**< inactivity timeout; <= 0: none (0) */
+    int grace_ms;          /**< close: wait after ABORT, then after SIGTERM
+                                (1000; must be >= 0) */
+    int start_method;      /**< SUBITER_FORK (default) */
+} subiter_opts;
+
+#define SUBITER_OPTS_DEFAULT_BUFFER_ITEMS 32u
+#define SUBITER_OPTS_DEFAULT_BUFFER_BYTES ((size_t)4 << 20)
+#define SUBITER_OPTS_DEFAULT_GRACE_MS 1000
+
+/** Designated initializer with the defaults. */
+#define SUBITER_OPTS_INIT                                                      \
+    {                                                                          \
+        .size = sizeof(subiter_opts), .init = NULL,                            \
+        .buffer_items = SUBITER_OPTS_DEFAULT_BUFFER_ITEMS,                     \
+        .buffer_bytes = SUBITER_OPTS_DEFAULT_BUFFER_BYTES, .timeout_ms = 0,    \
+        .grace_ms = SUBITER_OPTS_DEFAULT_GRACE_MS,                             \
+        .start_method = SUBITER_FORK                                           \
+    }
+
+/**
+ * Start a worker: fork, run the initializer, wait for its verdict.
+ *
+ * @param out   set to a new handle whenever memory allowed, even on failure
+ *              (as sqlite3_open does): new: free with subiter_close().
+ * @param fn    the generator, run in the worker once per subiter_start().
+ * @param arg   passed to the initializer and the generator (in the worker's
+ *              copy of the address space).
+ * @param opts  options, or NULL for all defaults. Read only during the call.
+ * @return 0 on success.
+ * @retval SUBITER_EINIT     the initializer failed; errmsg is its message.
+ * @retval SUBITER_ECHILD    the worker died before it was ready.
+ * @retval SUBITER_ETIMEDOUT the initializer ran past timeout_ms; the worker
+ *                           has been killed and reaped.
+ * @retval -EINVAL  NULL out or fn, opts->size too small, non-zero bytes past
+ *                  the fields this version knows, an unknown start_method,
+ *                  negative grace_ms, buffer_bytes over 1 GiB.
+ * @retval -ENOTSUP a start method that is not built yet.
+ * @retval -ENOMEM  out of memory (then *out may be NULL).
+ * @retval -errno   memfd_create(), mmap(), fork() and friends failed.
+ */
+SUBITER_API SUBITER_NODISCARD int subiter_open(subiter **out,
+                                               subiter_iter_fn fn, void *arg,
+                                               const subiter_opts *opts);
+
+/**
+ * Start an iteration: send START_ITERATION with `input`, do not wait.
+ *
+ * @param input  bytes the generator reads with subiter_input(); copied
+ *               before the call returns. NULL when len is 0.
+ * @return 0; the handle is then iterating.
+ * @retval -EINVAL   NULL handle, NULL input with len > 0, or an iteration is
+ *                   running (it is not disturbed).
+ * @retval -EMSGSIZE len > SUBITER_INPUT_MAX.
+ * @retval SUBITER_ECLOSED the handle is dead.
+ * @retval SUBITER_EPROTO  the worker stopped reading commands (killed).
+ */
+SUBITER_API SUBITER_NODISCARD int subiter_start(subiter *it, const void *input,
+                                                size_t len);
+
+/**
+ * Get the next item of the running iteration, waiting for it.
+ *
+ * Items the worker published before it failed, died or finished are all
+ * delivered, in order, before the outcome.
+ *
+ * @param item  on 1: a borrowed view of ring memory, valid until the next
+ *              call on this handle or subiter_close(); cleared otherwise.
+ * @return 1 with an item; 0 at the end of the iteration (and on every later
+ *         call until the next start; also after a stop or a failure).
+ * @retval SUBITER_EITER     the generator failed; errmsg is its message. The
+ *                           worker is ready for the next start.
+ * @retval SUBITER_ECHILD    the worker died; errmsg says how.
+ * @retval SUBITER_ETIMEDOUT nothing came for timeout_ms; worker killed.
+ * @retval SUBITER_EPROTO    the worker broke the protocol; worker killed.
+ * @retval SUBITER_ECLOSED   the handle is dead.
+ * @retval -EINVAL  NULL argument, or no iteration was ever started.
+ * @retval -ENOMEM  out of memory decoding a status (the handle stays usable).
+ */
+SUBITER_API SUBITER_NODISCARD int subiter_next(subiter *it,
+                                               subiter_item *item);
+
+/**
+ * Stop the running iteration: send STOP_ITERATION and discard items until
+ * the generator returns. The worker stays alive for the next start. The
+ * generator sees the stop only when it yields; the wait is bounded by
+ * timeout_ms.
+ *
+ * @return 0 (also when nothing was running).
+ * @retval SUBITER_ECHILD, SUBITER_ETIMEDOUT, SUBITER_EPROTO as subiter_next().
+ * @retval SUBITER_ECLOSED the handle is dead.
+ * @retval -EINVAL NULL handle.
+ */
+SUBITER_API int subiter_stop(subiter *it);
+
+/**
+ * End the worker and free the handle (NULL-safe; always frees).
+ *
+ * Sends ABORT, waits grace_ms, sends SIGTERM, waits grace_ms, sends SIGKILL,
+ * then reaps. Takes at most about 2 x grace_ms.
+ *
+ * @return 0 when the worker exited with status 0 on ABORT.
+ * @retval SUBITER_ECHILD    it had died before, or exited otherwise.
+ * @retval SUBITER_ETIMEDOUT it had to be signalled.
+ */
+SUBITER_API int subiter_close(subiter *it);
+
+/**
+ * The message of the last failed call on this handle; "" when none (a
+ * successful subiter_start() clears it). For SUBITER_EINIT / SUBITER_EITER
+ * it is the worker's subiter_fail() text.
+ * @return borrowed: valid until the next call on the handle. "out of
+ *         memory" for a NULL handle.
+ */
+SUBITER_API const char *subiter_errmsg(const subiter *it);
+
+/** A static description of any library code, SUBITER_STOPPED or -errno. */
+SUBITER_API const char *subiter_strerror(int code);
+
+/** A static name: "SUBITER_ECHILD", "EINVAL", ...; "unknown" otherwise. */
+SUBITER_API const char *subiter_errname(int code);
+
+/** The worker's pid (also after it died); 0 if there never was one. */
+SUBITER_API pid_t subiter_pid(const subiter *it);
+
+/** The library's version, e.g. "0.1.0" (static). */
+SUBITER_API const char *subiter_version(void);
+
+/* ---- worker side: call only inside the initializer or the generator ---- */
+
+/**
+ * Copy one item into the ring, waiting while it is full.
+ * @return 0: go on.
+ * @retval SUBITER_STOPPED the parent asked to stop (or to abort): return.
+ * @retval -EMSGSIZE the item can never fit the ring; the parent's errmsg
+ *                   names both sizes if the generator returns this.
+ * @retval -EINVAL   called outside the generator, or NULL data with len > 0.
+ */
+SUBITER_API int subiter_yield(subiter_gen *g, const void *data, size_t len);
+
+/**
+ * Reserve room for an item of up to `len` bytes in the ring (zero copy).
+ * Write the item into *buf, then publish it with subiter_commit().
+ * @param buf  borrowed: ring memory, valid until subiter_commit().
+ * @return 0, SUBITER_STOPPED, -EMSGSIZE, -EINVAL (also: a reservation is
+ *         already open) as subiter_yield().
+ */
+SUBITER_API int subiter_reserve(subiter_gen *g, size_t len, void **buf);
+
+/**
+ * Publish the reserved item with its final length (<= the reserved one).
+ * @return 0; -EINVAL without a reservation or with a larger len.
+ */
+SUBITER_API int subiter_commit(subiter_gen *g, size_t len);
+
+/**
+ * Record a printf-style failure message for the parent.
+ * @return SUBITER_EINIT in the initializer, SUBITER_EITER in the generator,
+ *         so write `return subiter_fail(g, "bad record %d", n);`;
+ *         -EINVAL outside them.
+ */
+SUBITER_API int subiter_fail(subiter_gen *g, const char *fmt, ...)
+    SUBITER_PRINTF(2, 3);
+
+/**
+ * The current iteration's input (from subiter_start()).
+ * @param len  set to its length; may be NULL.
+ * @return borrowed: valid until the generator returns. NULL (and 0) in the
+ *         initializer, when there was none, or outside a callback.
+ */
+SUBITER_API const void *subiter_input(const subiter_gen *g, size_t *len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SUBITER_H */

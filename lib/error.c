@@ -1,0 +1,84 @@
+/* error.c: error codes to text, generated from SUBITER_ERRNO_MAP, and
+ * signal names for messages. */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+#include "internal.h"
+
+const char *subiter_strerror(int code)
+{
+    switch (code) {
+#define X(name, value, desc)                                                   \
+    case SUBITER_##name:                                                       \
+        return desc;
+        SUBITER_ERRNO_MAP(X)
+#undef X
+    case SUBITER_STOPPED:
+        return "the parent asked the generator to stop";
+    case 0:
+        return "success";
+    default:
+        break;
+    }
+    if (code < 0 && code > -4096) {
+        /*
+         * strerror() may return a buffer that a later call overwrites; the
+         * glibc table behind strerrordesc_np() is static and thread-safe.
+         */
+        const char *s = strerrordesc_np(-code);
+        if (s != NULL) {
+            return s;
+        }
+    }
+    return "unknown error";
+}
+
+const char *subiter_errname(int code)
+{
+    switch (code) {
+#define X(name, value, desc)                                                   \
+    case SUBITER_##name:                                                       \
+        return "SUBITER_" #name;
+        SUBITER_ERRNO_MAP(X)
+#undef X
+    case SUBITER_STOPPED:
+        return "SUBITER_STOPPED";
+    case 0:
+        return "OK";
+    default:
+        break;
+    }
+    if (code < 0 && code > -4096) {
+        const char *s = strerrorname_np(-code);
+        if (s != NULL) {
+            return s;
+        }
+    }
+    return "unknown";
+}
+
+const char *subiter__signame(int sig)
+{
+    static const char *const names[] = {
+        [SIGHUP] = "SIGHUP",   [SIGINT] = "SIGINT",     [SIGQUIT] = "SIGQUIT",
+        [SIGILL] = "SIGILL",   [SIGTRAP] = "SIGTRAP",   [SIGABRT] = "SIGABRT",
+        [SIGBUS] = "SIGBUS",   [SIGFPE] = "SIGFPE",     [SIGKILL] = "SIGKILL",
+        [SIGUSR1] = "SIGUSR1", [SIGSEGV] = "SIGSEGV",   [SIGUSR2] = "SIGUSR2",
+        [SIGPIPE] = "SIGPIPE", [SIGALRM] = "SIGALRM",   [SIGTERM] = "SIGTERM",
+        [SIGCHLD] = "SIGCHLD", [SIGCONT] = "SIGCONT",   [SIGSTOP] = "SIGSTOP",
+        [SIGTSTP] = "SIGTSTP", [SIGTTIN] = "SIGTTIN",   [SIGTTOU] = "SIGTTOU",
+        [SIGURG] = "SIGURG",   [SIGXCPU] = "SIGXCPU",   [SIGXFSZ] = "SIGXFSZ",
+        [SIGVTALRM] = "SIGVTALRM", [SIGPROF] = "SIGPROF",
+        [SIGWINCH] = "SIGWINCH",   [SIGIO] = "SIGIO",
+        [SIGPWR] = "SIGPWR",       [SIGSYS] = "SIGSYS",
+    };
+
+    if (sig > 0 && (size_t)sig < sizeof names / sizeof names[0] &&
+        names[sig] != NULL) {
+        return names[sig];
+    }
+    return "unknown signal";
+}

@@ -1,0 +1,205 @@
+/* proc.c: watches and reaps worker processes. Owns every pid the library
+ * forks: it waits only for those (never waitpid(-1)), signals a pid only
+ * while it is unreaped, and installs no signal handler. */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Without a pidfd (valgrind 3.19 answers ENOSYS), death is checked between
+ * sleeps of this length: it is then the detection delay. */
+#define FALLBACK_SLICE_MS 5
+
+int64_t subiter__now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Milliseconds until deadline_ns, rounded up; -1 for no deadline. */
+static int ms_left(int64_t deadline_ns)
+{
+    int64_t left;
+
+    if (deadline_ns == 0) {
+        return -1;
+    }
+    left = deadline_ns - subiter__now_ns();
+    if (left <= 0) {
+        return 0;
+    }
+    left = (left + 999999) / 1000000;
+    return left > 1000000 ? 1000000 : (int)left;
+}
+
+void subiter__proc_init(struct subiter__proc *p)
+{
+    memset(p, 0, sizeof *p);
+    p->pidfd = -1;
+}
+
+void subiter__proc_watch(struct subiter__proc *p, pid_t pid)
+{
+    long fd;
+
+    p->pid = pid;
+#ifdef SYS_pidfd_open
+    fd = syscall(SYS_pidfd_open, pid, 0);
+#else
+    fd = -1;
+#endif
+    /* pidfd_open() returns a CLOEXEC fd. */
+    p->pidfd = fd >= 0 ? (int)fd : -1;
+}
+
+bool subiter__proc_exited(struct subiter__proc *p)
+{
+    siginfo_t si;
+
+    if (p->reaped) {
+        return true;
+    }
+    memset(&si, 0, sizeof si);
+    /* WNOWAIT: look, but leave the zombie for subiter__proc_reap(). */
+    while (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
+        if (errno != EINTR) {
+            return true; /* ECHILD: reaped by the kernel (SIGCHLD ignored) */
+        }
+    }
+    return si.si_pid != 0;
+}
+
+int subiter__proc_wait(struct subiter__proc *p, int efd, int64_t deadline_ns)
+{
+    struct pollfd fds[2];
+    uint64_t drain;
+    int n, timeout;
+
+    for (;;) {
+        timeout = ms_left(deadline_ns);
+        if (timeout == 0) {
+            return 0;
+        }
+        fds[0].fd = efd;
+        fds[0].events = POLLIN;
+        fds[0].revents = 0;
+        fds[1].fd = p->pidfd;
+        fds[1].events = POLLIN;
+        fds[1].revents = 0;
+        if (p->pidfd < 0 &&
+            (timeout < 0 || timeout > FALLBACK_SLICE_MS)) {
+            timeout = FALLBACK_SLICE_MS;
+        }
+        n = poll(fds, p->pidfd >= 0 ? 2 : 1, timeout);
+        if (n < 0 && errno != EINTR) {
+            return -errno;
+        }
+        if (fds[0].revents & POLLIN) {
+            /* The eventfd is non-blocking; empty it for the next sleep. */
+            while (read(efd, &drain, sizeof drain) < 0 && errno == EINTR) {
+            }
+            return 1;
+        }
+        if (fds[1].revents != 0 ||
+            (p->pidfd < 0 && subiter__proc_exited(p))) {
+            return -ECHILD;
+        }
+    }
+}
+
+/* Collect the status if the child has exited. true when it is reaped. */
+static bool try_reap(struct subiter__proc *p)
+{
+    int status = 0;
+    pid_t r;
+
+    if (p->reaped) {
+        return true;
+    }
+    do {
+        r = waitpid(p->pid, &status, WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r == 0) {
+        return false;
+    }
+    p->reaped = true;
+    if (r == p->pid) {
+        p->wait_status = status;
+        p->status_known = true;
+    }
+    /* r < 0 (ECHILD): the application ignores SIGCHLD, the kernel reaped
+     * the child and its status is lost. */
+    return true;
+}
+
+int subiter__proc_reap(struct subiter__proc *p, int64_t deadline_ns)
+{
+    struct pollfd pfd;
+    int timeout;
+
+    while (!try_reap(p)) {
+        timeout = ms_left(deadline_ns);
+        if (timeout == 0) {
+            return -ETIMEDOUT;
+        }
+        if (p->pidfd >= 0) {
+            pfd.fd = p->pidfd;
+            pfd.events = POLLIN;
+            pfd.revents = 0;
+            (void)poll(&pfd, 1, timeout);
+        } else {
+            struct timespec ts = {0, 1000000};
+
+            (void)nanosleep(&ts, NULL);
+        }
+    }
+    return 0;
+}
+
+void subiter__proc_kill(struct subiter__proc *p)
+{
+    if (p->pid <= 0 || p->reaped) {
+        return;
+    }
+    (void)kill(p->pid, SIGKILL);
+    (void)subiter__proc_reap(p, 0);
+}
+
+void subiter__proc_release(struct subiter__proc *p)
+{
+    if (p->pidfd >= 0) {
+        (void)close(p->pidfd);
+        p->pidfd = -1;
+    }
+}
+
+void subiter__proc_describe(const struct subiter__proc *p, char *buf,
+                            size_t n)
+{
+    int st = p->wait_status;
+
+    if (!p->reaped) {
+        snprintf(buf, n, "is still running");
+    } else if (!p->status_known) {
+        snprintf(buf, n, "exited, status unavailable (SIGCHLD is ignored)");
+    } else if (WIFSIGNALED(st)) {
+        snprintf(buf, n, "was killed by signal %d (%s)%s", WTERMSIG(st),
+                 subiter__signame(WTERMSIG(st)),
+                 WCOREDUMP(st) ? ", core dumped" : "");
+    } else if (WIFEXITED(st)) {
+        snprintf(buf, n, "exited with status %d", WEXITSTATUS(st));
+    } else {
+        snprintf(buf, n, "ended with wait status 0x%x", (unsigned)st);
+    }
+}

@@ -1,0 +1,729 @@
+/* subiter.c: the parent's handle. Owns the shared region, the eventfd the
+ * worker rings, and the handle's state machine (ready, iterating, ended,
+ * dead) with the error messages that explain it. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define CMD_RING_BYTES (256u * 1024u)
+#define MIN_RING_BYTES (16u * 1024u)
+#define MAX_RING_BYTES (1u << 30)
+#define SPIN_LIMIT 256
+#define ERRMSG_MAX 4608
+
+enum state { ST_READY, ST_ITERATING, ST_ENDED, ST_DEAD };
+
+struct subiter {
+    enum state state;
+    bool started;  /* a start was ever made */
+    bool init_ok;  /* the initializer succeeded */
+    struct subiter__proc proc;
+    int efd;
+    struct subiter__shm *shm;
+    size_t shm_len;
+    struct subiter__ring cmd;   /* producer */
+    struct subiter__ring items; /* consumer */
+    int timeout_ms;
+    int grace_ms;
+    uint64_t seq;         /* current iteration, 1-based */
+    uint64_t items_iter;  /* items delivered in the current iteration */
+    uint32_t consumed;    /* mirror of shm->items_consumed */
+    uint32_t buffer_items;
+    bool need_wake;       /* released room the worker may wait for */
+    bool holding;         /* an item view is out */
+    uint32_t held_len;
+    struct subiter__status held;
+    char errmsg[ERRMSG_MAX];
+};
+
+static void set_errmsg(subiter *it, const char *fmt, ...)
+    SUBITER_PRINTF(2, 3);
+
+static void set_errmsg(subiter *it, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(it->errmsg, sizeof it->errmsg, fmt, ap);
+    va_end(ap);
+}
+
+static int fail(subiter *it, int code, const char *fmt, ...)
+    SUBITER_PRINTF(3, 4);
+
+static int fail(subiter *it, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(it->errmsg, sizeof it->errmsg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* ---- waking and reading the worker ---- */
+
+static void wake_child(subiter *it)
+{
+    /* seq_cst: orders our index stores before the load of the worker's
+     * flag; pairs with the fence in the worker's wait_step(). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&it->shm->child_sleeping, memory_order_relaxed) &&
+        atomic_exchange_explicit(&it->shm->child_sleeping, 0,
+                                 memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&it->shm->child_bell, 1,
+                                  memory_order_relaxed);
+        subiter__futex_wake(&it->shm->child_bell);
+    }
+    it->need_wake = false;
+}
+
+static void release_held(subiter *it)
+{
+    if (!it->holding) {
+        return;
+    }
+    subiter__status_free(&it->held);
+    subiter__ring_release(&it->items, it->held_len);
+    it->holding = false;
+    it->need_wake = true;
+}
+
+/* Where the worker was: "while initializing", "during iteration 3 after
+ * 10 items", "in Stand By". */
+static void where(const subiter *it, char *buf, size_t n)
+{
+    if (!it->init_ok) {
+        snprintf(buf, n, "while initializing");
+    } else if (it->state == ST_ITERATING) {
+        snprintf(buf, n, "during iteration %llu after %llu items",
+                 (unsigned long long)it->seq,
+                 (unsigned long long)it->items_iter);
+    } else {
+        snprintf(buf, n, "in Stand By");
+    }
+}
+
+/* The worker is gone or must go: kill, reap, explain, and make the handle
+ * dead. `what` is NULL when it died by itself. */
+static int die(subiter *it, int code, const char *what)
+{
+    char how[128], at[96];
+
+    where(it, at, sizeof at);
+    subiter__proc_kill(&it->proc);
+    subiter__proc_describe(&it->proc, how, sizeof how);
+    if (what == NULL) {
+        set_errmsg(it, "worker pid %d %s %s", (int)it->proc.pid, how, at);
+    } else {
+        set_errmsg(it, "worker pid %d %s %s; killed", (int)it->proc.pid,
+                   what, at);
+    }
+    it->state = ST_DEAD;
+    return code;
+}
+
+static int died(subiter *it)
+{
+    return die(it, SUBITER_ECHILD, NULL);
+}
+
+static int broke(subiter *it, const char *what)
+{
+    char why[160];
+
+    snprintf(why, sizeof why, "broke the protocol (%s)", what);
+    return die(it, SUBITER_EPROTO, why);
+}
+
+static int timed_out(subiter *it)
+{
+    char why[96];
+
+    snprintf(why, sizeof why, "sent nothing for %d ms", it->timeout_ms);
+    return die(it, SUBITER_ETIMEDOUT, why);
+}
+
+/*
+ * Wait for the next status record and decode it. Returns 0 with *st and
+ * *len (the record to release), or an error: the fatal ones have killed
+ * the worker and made the handle dead; -ENOMEM leaves the record in place.
+ */
+static int read_status(subiter *it, struct subiter__status *st,
+                       uint32_t *len)
+{
+    int64_t deadline = 0;
+    unsigned spins = 0;
+    bool armed = false;
+    const unsigned char *frame;
+    int r;
+
+    if (it->timeout_ms > 0) {
+        deadline = subiter__now_ns() + (int64_t)it->timeout_ms * 1000000;
+    }
+    for (;;) {
+        r = subiter__ring_peek(&it->items, &frame, len);
+        if (r < 0) {
+            if (armed) {
+                atomic_store_explicit(&it->shm->parent_sleeping, 0,
+                                      memory_order_relaxed);
+            }
+            return broke(it, "corrupt item ring");
+        }
+        if (r == 1) {
+            if (armed) {
+                atomic_store_explicit(&it->shm->parent_sleeping, 0,
+                                      memory_order_relaxed);
+            }
+            r = subiter__wire_status_decode(frame, *len, st);
+            if (r == -EPROTO) {
+                return broke(it, "undecodable status");
+            }
+            return r;
+        }
+        if (it->need_wake) {
+            wake_child(it);
+        }
+        if (spins < SPIN_LIMIT) {
+            spins++;
+            subiter__cpu_relax();
+            continue;
+        }
+        if (!armed) {
+            atomic_store_explicit(&it->shm->parent_sleeping, 1,
+                                  memory_order_relaxed);
+            /* seq_cst: pairs with the fence in the worker's
+             * wake_parent(); re-check the ring before sleeping. */
+            atomic_thread_fence(memory_order_seq_cst);
+            armed = true;
+            continue;
+        }
+        r = subiter__proc_wait(&it->proc, it->efd, deadline);
+        atomic_store_explicit(&it->shm->parent_sleeping, 0,
+                              memory_order_relaxed);
+        armed = false;
+        if (r == 0) {
+            return timed_out(it);
+        }
+        if (r == -ECHILD) {
+            /* Deliver what it published before it died, then report. */
+            if (subiter__ring_pending(&it->items)) {
+                continue;
+            }
+            return died(it);
+        }
+        if (r < 0) {
+            return died(it);
+        }
+    }
+}
+
+static int push_command(subiter *it, int cmd, const void *input, size_t len)
+{
+    size_t n = subiter__wire_command_size(cmd, it->seq, len);
+    void *frame;
+    int r;
+
+    r = subiter__ring_reserve(&it->cmd, n, &frame);
+    if (r != 0) {
+        /* At most one START, one STOP and one ABORT are ever unread, far
+         * below the ring's size: a full ring means the worker stopped
+         * reading commands or corrupted the index. */
+        return r;
+    }
+    subiter__wire_command_pack(cmd, it->seq, input, len, frame);
+    subiter__ring_commit(&it->cmd, (uint32_t)n);
+    wake_child(it);
+    return 0;
+}
+
+static bool check_seq(subiter *it, const struct subiter__status *st)
+{
+    return st->seq == it->seq;
+}
+
+/* ---- open ---- */
+
+static int read_opts(subiter_opts *o, const subiter_opts *user)
+{
+    subiter_opts d = SUBITER_OPTS_INIT;
+    const unsigned char *extra;
+    size_t i;
+
+    *o = d;
+    if (user == NULL) {
+        return 0;
+    }
+    if (user->size < sizeof *user) {
+        return -EINVAL;
+    }
+    /* A newer caller's fields we do not know must be zero. */
+    extra = (const unsigned char *)user + sizeof *user;
+    for (i = 0; i < user->size - sizeof *user; i++) {
+        if (extra[i] != 0) {
+            return -EINVAL;
+        }
+    }
+    o->init = user->init;
+    if (user->buffer_items != 0) {
+        o->buffer_items = user->buffer_items;
+    }
+    if (user->buffer_bytes != 0) {
+        o->buffer_bytes = user->buffer_bytes;
+    }
+    o->timeout_ms = user->timeout_ms;
+    if (user->grace_ms != 0) {
+        o->grace_ms = user->grace_ms;
+    }
+    o->start_method = user->start_method;
+    if (o->grace_ms < 0 || o->buffer_bytes > MAX_RING_BYTES) {
+        return -EINVAL;
+    }
+    if (o->start_method == SUBITER_FORKSERVER ||
+        o->start_method == SUBITER_SPAWN) {
+        return -ENOTSUP;
+    }
+    if (o->start_method != SUBITER_FORK) {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static uint32_t ring_size(size_t want)
+{
+    uint32_t n = MIN_RING_BYTES;
+
+    while (n < want) {
+        n <<= 1;
+    }
+    return n;
+}
+
+/* Create, seal and map the shared region. */
+static int map_region(subiter *it, const subiter_opts *o, int *memfd)
+{
+    uint32_t items = ring_size(o->buffer_bytes);
+    size_t hdr = (sizeof(struct subiter__shm) + 4095) & ~(size_t)4095;
+    int fd, r;
+
+    it->shm_len = hdr + CMD_RING_BYTES + items;
+    /* A memfd has no name in /dev/shm: nothing can leak there. */
+    fd = memfd_create("subiter", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) {
+        return -errno;
+    }
+    /* Sealed, so a worker cannot shrink it under the parent (SIGBUS). */
+    if (ftruncate(fd, (off_t)it->shm_len) < 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) <
+            0) {
+        r = -errno;
+        (void)close(fd);
+        return r;
+    }
+    it->shm = mmap(NULL, it->shm_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                   0);
+    if (it->shm == MAP_FAILED) {
+        r = -errno;
+        it->shm = NULL;
+        (void)close(fd);
+        return r;
+    }
+    /* Workers forked later must not inherit this ring: each worker maps
+     * its own from the fd. */
+    (void)madvise(it->shm, it->shm_len, MADV_DONTFORK);
+    it->shm->magic = SUBITER__SHM_MAGIC;
+    it->shm->version = SUBITER__SHM_VERSION;
+    it->shm->hdr_bytes = (uint32_t)hdr;
+    it->shm->cmd_bytes = CMD_RING_BYTES;
+    it->shm->item_bytes = items;
+    it->shm->buffer_items = o->buffer_items;
+    it->buffer_items = o->buffer_items;
+    subiter__shm_rings(it->shm, &it->cmd, &it->items, true);
+    *memfd = fd;
+    return 0;
+}
+
+static int spawn(subiter *it, const subiter_opts *o, subiter_iter_fn fn,
+                 void *arg)
+{
+    struct subiter__child_args a;
+    pid_t pid;
+    int memfd = -1, r;
+
+    r = map_region(it, o, &memfd);
+    if (r < 0) {
+        return fail(it, r, "cannot create the shared ring: %s",
+                    subiter_strerror(r));
+    }
+    it->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (it->efd < 0) {
+        r = -errno;
+        (void)close(memfd);
+        return fail(it, r, "eventfd: %s", subiter_strerror(r));
+    }
+    a.memfd = memfd;
+    a.shm_len = it->shm_len;
+    a.efd = it->efd;
+    a.parent = getpid();
+    a.init = o->init;
+    a.fn = fn;
+    a.arg = arg;
+    pid = fork();
+    if (pid == 0) {
+        subiter__worker_main(&a);
+    }
+    r = -errno;
+    (void)close(memfd);
+    if (pid < 0) {
+        return fail(it, r, "fork: %s", subiter_strerror(r));
+    }
+    subiter__proc_watch(&it->proc, pid);
+    return 0;
+}
+
+static int await_init(subiter *it)
+{
+    struct subiter__status st;
+    uint32_t len;
+    int r;
+
+    for (;;) {
+        r = read_status(it, &st, &len);
+        if (r < 0) {
+            if (r == -ENOMEM) {
+                return fail(it, r, "out of memory");
+            }
+            return r;
+        }
+        if (st.code == SUBITER__INIT_OK) {
+            subiter__status_free(&st);
+            subiter__ring_release(&it->items, len);
+            it->init_ok = true;
+            it->state = ST_READY;
+            it->errmsg[0] = '\0';
+            return 0;
+        }
+        if (st.code == SUBITER__INIT_FAILED) {
+            set_errmsg(it, "%s", st.message);
+            subiter__status_free(&st);
+            subiter__ring_release(&it->items, len);
+            /* It exits by itself; reap it so close has nothing to do. */
+            (void)subiter__proc_reap(&it->proc, 0);
+            return SUBITER_EINIT;
+        }
+        subiter__status_free(&st);
+        return broke(it, "unexpected status during initialization");
+    }
+}
+
+int subiter_open(subiter **out, subiter_iter_fn fn, void *arg,
+                 const subiter_opts *opts)
+{
+    subiter_opts o;
+    subiter *it;
+    int r;
+
+    if (out == NULL) {
+        return -EINVAL;
+    }
+    *out = NULL;
+    it = subiter__malloc(sizeof *it);
+    if (it == NULL) {
+        return -ENOMEM;
+    }
+    memset(it, 0, sizeof *it);
+    subiter__proc_init(&it->proc);
+    it->efd = -1;
+    it->state = ST_DEAD;
+    *out = it;
+
+    r = read_opts(&o, opts);
+    if (r == -ENOTSUP) {
+        return fail(it, r, "start method %d is not built yet",
+                    opts->start_method);
+    }
+    if (r < 0) {
+        return fail(it, r, "invalid options");
+    }
+    if (fn == NULL) {
+        return fail(it, -EINVAL, "no generator given");
+    }
+    it->timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 0;
+    it->grace_ms = o.grace_ms;
+    r = spawn(it, &o, fn, arg);
+    if (r < 0) {
+        return r;
+    }
+    return await_init(it);
+}
+
+/* ---- iterate ---- */
+
+int subiter_start(subiter *it, const void *input, size_t len)
+{
+    int r;
+
+    if (it == NULL) {
+        return -EINVAL;
+    }
+    if (it->state == ST_DEAD) {
+        return SUBITER_ECLOSED;
+    }
+    if (it->state == ST_ITERATING) {
+        return fail(it, -EINVAL, "an iteration is running");
+    }
+    if (input == NULL && len > 0) {
+        return fail(it, -EINVAL, "NULL input of %zu bytes", len);
+    }
+    if (len > SUBITER_INPUT_MAX) {
+        return fail(it, -EMSGSIZE, "input of %zu bytes is over the %u-byte "
+                                   "limit",
+                    len, SUBITER_INPUT_MAX);
+    }
+    release_held(it);
+    it->seq++;
+    r = push_command(it, SUBITER__CMD_START, input, len);
+    if (r < 0) {
+        it->seq--;
+        return broke(it, "command ring full");
+    }
+    it->state = ST_ITERATING;
+    it->started = true;
+    it->items_iter = 0;
+    it->errmsg[0] = '\0';
+    return 0;
+}
+
+/* Count one more item as consumed, for the worker's buffer_items bound. */
+static void consumed_one(subiter *it)
+{
+    it->consumed++;
+    /* release: pairs with the worker's acquire in reserve(). */
+    atomic_store_explicit(&it->shm->items_consumed, it->consumed,
+                          memory_order_release);
+    it->items_iter++;
+    it->need_wake = true;
+}
+
+/*
+ * Wake a sleeping worker only once it has half its buffer to fill again,
+ * so that it produces a batch per wake-up instead of one item. Until then
+ * need_wake stays set, and read_status() wakes it before the parent
+ * sleeps itself, so the two never wait for each other.
+ */
+static bool backlog_low(subiter *it)
+{
+    uint32_t published = atomic_load_explicit(&it->shm->items_published,
+                                              memory_order_relaxed);
+
+    return published - it->consumed <= it->buffer_items / 2;
+}
+
+/*
+ * Handle one non-item status of the running iteration. Returns 1 to keep
+ * reading, or what subiter_next() returns.
+ */
+static int end_status(subiter *it, const struct subiter__status *st)
+{
+    switch (st->code) {
+    case SUBITER__STARTED:
+        return check_seq(it, st) ? 1 : broke(it, "status of another iteration");
+    case SUBITER__FINISHED:
+        if (!check_seq(it, st)) {
+            return broke(it, "status of another iteration");
+        }
+        it->state = ST_ENDED;
+        return 0;
+    case SUBITER__FAILED:
+        if (!check_seq(it, st)) {
+            return broke(it, "status of another iteration");
+        }
+        set_errmsg(it, "%s", st->message);
+        it->state = ST_READY;
+        return SUBITER_EITER;
+    case SUBITER__UNEXPECTED:
+        return broke(it, "it received an unexpected command");
+    default:
+        return broke(it, "unexpected status during an iteration");
+    }
+}
+
+int subiter_next(subiter *it, subiter_item *item)
+{
+    struct subiter__status st;
+    uint32_t len;
+    int r;
+
+    if (item != NULL) {
+        item->data = NULL;
+        item->len = 0;
+    }
+    if (it == NULL) {
+        return -EINVAL;
+    }
+    if (it->state == ST_DEAD) {
+        return SUBITER_ECLOSED;
+    }
+    if (item == NULL) {
+        return fail(it, -EINVAL, "NULL item");
+    }
+    if (it->state != ST_ITERATING) {
+        return it->started ? 0
+                           : fail(it, -EINVAL, "subiter_start() was never "
+                                               "called");
+    }
+    release_held(it);
+    for (;;) {
+        r = read_status(it, &st, &len);
+        if (r < 0) {
+            return r == -ENOMEM ? fail(it, r, "out of memory") : r;
+        }
+        if (st.code == SUBITER__ITEM) {
+            it->held = st;
+            it->held_len = len;
+            it->holding = true;
+            consumed_one(it);
+            if (backlog_low(it)) {
+                wake_child(it);
+            }
+            item->data = st.item;
+            item->len = st.item_len;
+            return 1;
+        }
+        r = end_status(it, &st);
+        subiter__status_free(&st);
+        if (it->state == ST_DEAD) {
+            return r;
+        }
+        subiter__ring_release(&it->items, len);
+        it->need_wake = true;
+        if (r != 1) {
+            return r;
+        }
+    }
+}
+
+int subiter_stop(subiter *it)
+{
+    struct subiter__status st;
+    uint32_t len;
+    int r;
+
+    if (it == NULL) {
+        return -EINVAL;
+    }
+    if (it->state == ST_DEAD) {
+        return SUBITER_ECLOSED;
+    }
+    if (it->state != ST_ITERATING) {
+        return 0;
+    }
+    release_held(it);
+    if (push_command(it, SUBITER__CMD_STOP, NULL, 0) < 0) {
+        return broke(it, "command ring full");
+    }
+    for (;;) {
+        r = read_status(it, &st, &len);
+        if (r < 0) {
+            return r == -ENOMEM ? fail(it, r, "out of memory") : r;
+        }
+        if (st.code == SUBITER__ITEM) {
+            consumed_one(it);
+            r = 1;
+        } else {
+            r = end_status(it, &st);
+        }
+        subiter__status_free(&st);
+        if (it->state == ST_DEAD) {
+            return r;
+        }
+        subiter__ring_release(&it->items, len);
+        it->need_wake = true;
+        if (r != 1) {
+            /* A failure that raced with the stop still leaves the worker
+             * ready, which is all the caller asked for. */
+            it->state = ST_READY;
+            it->errmsg[0] = '\0';
+            return 0;
+        }
+    }
+}
+
+/* ---- close ---- */
+
+static int end_child(subiter *it)
+{
+    struct subiter__proc *p = &it->proc;
+    int64_t grace = (int64_t)it->grace_ms * 1000000;
+
+    if (p->pid <= 0) {
+        return 0;
+    }
+    if (!p->reaped) {
+        if (it->shm != NULL) {
+            (void)push_command(it, SUBITER__CMD_ABORT, NULL, 0);
+        }
+        if (subiter__proc_reap(p, subiter__now_ns() + grace) < 0) {
+            p->signalled = true;
+            (void)kill(p->pid, SIGTERM);
+            if (subiter__proc_reap(p, subiter__now_ns() + grace) < 0) {
+                subiter__proc_kill(p);
+            }
+        }
+    }
+    if (p->signalled) {
+        return SUBITER_ETIMEDOUT;
+    }
+    if (p->status_known && WIFEXITED(p->wait_status) &&
+        WEXITSTATUS(p->wait_status) == 0) {
+        return 0;
+    }
+    return SUBITER_ECHILD;
+}
+
+int subiter_close(subiter *it)
+{
+    int r;
+
+    if (it == NULL) {
+        return 0;
+    }
+    release_held(it);
+    r = end_child(it);
+    subiter__proc_release(&it->proc);
+    if (it->shm != NULL) {
+        (void)munmap(it->shm, it->shm_len);
+    }
+    if (it->efd >= 0) {
+        (void)close(it->efd);
+    }
+    subiter__free(it);
+    return r;
+}
+
+/* ---- inspection ---- */
+
+const char *subiter_errmsg(const subiter *it)
+{
+    return it == NULL ? "out of memory" : it->errmsg;
+}
+
+pid_t subiter_pid(const subiter *it)
+{
+    return it == NULL ? 0 : it->proc.pid;
+}
+
+const char *subiter_version(void)
+{
+    return SUBITER_VERSION_STRING;
+}

@@ -1,0 +1,506 @@
+/* worker.c: the child side. Maps the shared region, runs the state machine
+ * (Initialization -> Stand By <-> Iteration) and implements the calls a
+ * generator makes: subiter_yield(), reserve/commit, fail, input. */
+#include "config.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define GEN_MAGIC 0x67656e21u
+#define MSG_MAX 4096
+/* Polls of the other side's index before going to sleep: a few µs. */
+#define SPIN_LIMIT 256
+
+enum phase { PHASE_NONE, PHASE_INIT, PHASE_ITER };
+
+struct subiter_gen {
+    uint32_t magic;
+    enum phase phase;
+    struct subiter__shm *shm;
+    struct subiter__ring cmd;   /* consumer */
+    struct subiter__ring items; /* producer */
+    int efd;
+    uint32_t buffer_items;
+    uint32_t published;
+    uint64_t seq;
+    struct subiter__command start; /* owns the input */
+    bool stop;
+    bool abort;
+    bool unexpected;
+    unsigned char *reserved; /* frame of an open reservation */
+    size_t reserved_len;
+    bool has_msg;
+    bool has_auto_msg;
+    char msg[MSG_MAX];
+    char auto_msg[256];
+};
+
+/* ---- helpers shared with the parent ---- */
+
+void subiter__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+void subiter__futex_wake(_Atomic uint32_t *word)
+{
+    /* Not FUTEX_PRIVATE_FLAG: the waiter is another process. */
+    (void)syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+void subiter__futex_wait(_Atomic uint32_t *word, uint32_t val)
+{
+    (void)syscall(SYS_futex, word, FUTEX_WAIT, val, NULL, NULL, 0);
+}
+
+void subiter__shm_rings(struct subiter__shm *shm, struct subiter__ring *cmd,
+                        struct subiter__ring *items, bool parent)
+{
+    unsigned char *base = (unsigned char *)shm;
+
+    subiter__ring_init(cmd, &shm->cmd_head, &shm->cmd_tail,
+                       base + shm->hdr_bytes, shm->cmd_bytes, parent);
+    subiter__ring_init(items, &shm->item_head, &shm->item_tail,
+                       base + shm->hdr_bytes + shm->cmd_bytes,
+                       shm->item_bytes, !parent);
+}
+
+struct subiter__shm *subiter__gen_shm(subiter_gen *g)
+{
+    return g != NULL && g->magic == GEN_MAGIC ? g->shm : NULL;
+}
+
+/* ---- talking to the parent ---- */
+
+static void wake_parent(subiter_gen *g)
+{
+    uint64_t one = 1;
+
+    /* seq_cst: orders our tail store before the load of the flag; the
+     * parent does the mirror image (flag store, fence, tail load), so one
+     * of us sees the other and no wake-up is lost. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&g->shm->parent_sleeping, memory_order_relaxed) &&
+        atomic_exchange_explicit(&g->shm->parent_sleeping, 0,
+                                 memory_order_relaxed)) {
+        while (write(g->efd, &one, sizeof one) < 0 && errno == EINTR) {
+        }
+    }
+}
+
+/*
+ * One step of waiting for the parent: spin a little, then arm the
+ * doorbell (the caller re-checks its condition), then sleep on it.
+ */
+struct waiter {
+    unsigned spins;
+    bool armed;
+    uint32_t bell;
+};
+
+static void wait_step(subiter_gen *g, struct waiter *w)
+{
+    if (w->spins < SPIN_LIMIT) {
+        w->spins++;
+        subiter__cpu_relax();
+        return;
+    }
+    if (!w->armed) {
+        w->bell = atomic_load_explicit(&g->shm->child_bell,
+                                       memory_order_relaxed);
+        atomic_store_explicit(&g->shm->child_sleeping, 1,
+                              memory_order_relaxed);
+        /* seq_cst: pairs with the fence in the parent's wake_child(). */
+        atomic_thread_fence(memory_order_seq_cst);
+        w->armed = true;
+        return; /* the caller re-checks before we sleep */
+    }
+    subiter__futex_wait(&g->shm->child_bell, w->bell);
+    atomic_store_explicit(&g->shm->child_sleeping, 0, memory_order_relaxed);
+    w->armed = false;
+}
+
+static void wait_done(subiter_gen *g, struct waiter *w)
+{
+    if (w->armed) {
+        atomic_store_explicit(&g->shm->child_sleeping, 0,
+                              memory_order_relaxed);
+    }
+}
+
+static void send_status(subiter_gen *g, int code, const char *msg,
+                        int errnum);
+
+/* Read the commands that arrived during an iteration. */
+static void poll_commands(subiter_gen *g)
+{
+    const unsigned char *frame;
+    uint32_t len;
+    struct subiter__command c;
+
+    while (subiter__ring_peek(&g->cmd, &frame, &len) == 1) {
+        int r = subiter__wire_command_decode(frame, len, &c);
+
+        subiter__ring_release(&g->cmd, len);
+        if (r == 0 && c.cmd == SUBITER__CMD_STOP) {
+            g->stop = true;
+        } else if (r == 0 && c.cmd == SUBITER__CMD_ABORT) {
+            g->abort = true;
+        } else {
+            /* Reported when the generator has returned: sending now could
+             * wait for room inside a wait for room. */
+            g->unexpected = true;
+        }
+        subiter__command_free(&c);
+    }
+}
+
+/*
+ * Wait for room for a frame of `frame_len` bytes in the item ring (and,
+ * for an item, below buffer_items). An item wait ends early with
+ * SUBITER_STOPPED when STOP or ABORT arrives.
+ */
+static int reserve(subiter_gen *g, size_t frame_len, bool item,
+                   unsigned char **frame)
+{
+    struct waiter w = {0, false, 0};
+    void *p;
+    int r;
+
+    for (;;) {
+        if (subiter__ring_pending(&g->cmd)) {
+            poll_commands(g);
+        }
+        if (item && (g->stop || g->abort)) {
+            r = SUBITER_STOPPED;
+            break;
+        }
+        /* acquire: pairs with the parent's release of items_consumed. */
+        if (!item || g->published - atomic_load_explicit(
+                                        &g->shm->items_consumed,
+                                        memory_order_acquire) <
+                         g->buffer_items) {
+            r = subiter__ring_reserve(&g->items, frame_len, &p);
+            if (r != -EAGAIN) {
+                break;
+            }
+        }
+        wait_step(g, &w);
+    }
+    wait_done(g, &w);
+    if (r == 0) {
+        *frame = p;
+    }
+    return r;
+}
+
+static void send_status(subiter_gen *g, int code, const char *msg, int errnum)
+{
+    size_t n = subiter__wire_status_size(code, g->seq, msg, errnum);
+    unsigned char *frame;
+
+    if (reserve(g, n, false, &frame) != 0) {
+        /* Cannot happen with the message cap below the ring size. */
+        _exit(124);
+    }
+    subiter__wire_status_pack(code, g->seq, msg, errnum, frame);
+    subiter__ring_commit(&g->items, (uint32_t)n);
+    wake_parent(g);
+}
+
+static void commit_item(subiter_gen *g, unsigned char *frame, size_t len)
+{
+    subiter__wire_item_prefix(frame, len);
+    subiter__ring_commit(&g->items, (uint32_t)(SUBITER__ITEM_PREFIX + len));
+    g->published++;
+    atomic_store_explicit(&g->shm->items_published, g->published,
+                          memory_order_relaxed);
+    wake_parent(g);
+}
+
+/* ---- the state machine ---- */
+
+static void reset_signals(void)
+{
+    struct sigaction sa;
+    sigset_t all;
+    int sig;
+
+    /* The child must not run the parent's handlers (Check's runner, for
+     * one, kills the whole process group from its SIGTERM handler). */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP) {
+            (void)sigaction(sig, &sa, NULL);
+        }
+    }
+    sigemptyset(&all);
+    (void)sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+static const char *failure_message(subiter_gen *g, int r)
+{
+    if (g->has_msg) {
+        return g->msg;
+    }
+    if (g->has_auto_msg && r == -EMSGSIZE) {
+        return g->auto_msg;
+    }
+    return subiter_strerror(r);
+}
+
+static int errnum_of(int r)
+{
+    return r < 0 && r > SUBITER_EINIT ? -r : 0;
+}
+
+static void clear_messages(subiter_gen *g)
+{
+    g->has_msg = false;
+    g->has_auto_msg = false;
+    g->msg[0] = '\0';
+}
+
+static void iterate(subiter_gen *g, subiter_iter_fn fn, void *arg)
+{
+    int r;
+
+    g->stop = false;
+    g->abort = false;
+    clear_messages(g);
+    send_status(g, SUBITER__STARTED, NULL, 0);
+    g->phase = PHASE_ITER;
+    r = fn(g, arg);
+    g->phase = PHASE_NONE;
+    g->reserved = NULL; /* an uncommitted reservation is dropped */
+    subiter__command_free(&g->start);
+    if (g->abort) {
+        _exit(0);
+    }
+    if (g->unexpected) {
+        g->unexpected = false;
+        send_status(g, SUBITER__UNEXPECTED, "command during an iteration",
+                    0);
+    }
+    if (r >= 0 || g->stop) {
+        send_status(g, SUBITER__FINISHED, NULL, 0);
+    } else {
+        send_status(g, SUBITER__FAILED, failure_message(g, r), errnum_of(r));
+    }
+}
+
+static void stand_by(subiter_gen *g, subiter_iter_fn fn, void *arg)
+{
+    const unsigned char *frame;
+    struct subiter__command c;
+    uint32_t len;
+    int r;
+
+    for (;;) {
+        struct waiter w = {0, false, 0};
+
+        while ((r = subiter__ring_peek(&g->cmd, &frame, &len)) == 0) {
+            wait_step(g, &w);
+        }
+        wait_done(g, &w);
+        if (r < 0) {
+            _exit(123); /* the parent's own ring is corrupt */
+        }
+        r = subiter__wire_command_decode(frame, len, &c);
+        subiter__ring_release(&g->cmd, len);
+        if (r == 0 && c.cmd == SUBITER__CMD_START) {
+            g->start = c;
+            g->seq = c.seq;
+            iterate(g, fn, arg);
+            continue;
+        }
+        subiter__command_free(&c);
+        if (r == 0 && c.cmd == SUBITER__CMD_STOP) {
+            continue; /* so the parent can always force Stand By */
+        }
+        if (r == 0 && c.cmd == SUBITER__CMD_ABORT) {
+            _exit(0);
+        }
+        send_status(g, SUBITER__UNEXPECTED,
+                    r == -ENOMEM ? "out of memory reading a command"
+                                 : "unexpected command in Stand By",
+                    r == -ENOMEM ? ENOMEM : 0);
+    }
+}
+
+_Noreturn void subiter__worker_main(const struct subiter__child_args *a)
+{
+    subiter_gen g;
+    void *base;
+    int r;
+
+    reset_signals();
+    /* The worker must not outlive the thread that forked it; and the
+     * parent may have died before prctl(), so compare with the pid
+     * recorded before fork(). */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != a->parent) {
+        _exit(122);
+    }
+    base = mmap(NULL, a->shm_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+                a->memfd, 0);
+    if (base == MAP_FAILED) {
+        _exit(121);
+    }
+    (void)close(a->memfd);
+
+    memset(&g, 0, sizeof g);
+    g.magic = GEN_MAGIC;
+    g.shm = base;
+    g.efd = a->efd;
+    if (g.shm->magic != SUBITER__SHM_MAGIC) {
+        _exit(120);
+    }
+    g.buffer_items = g.shm->buffer_items;
+    subiter__shm_rings(g.shm, &g.cmd, &g.items, false);
+    if (g.shm->version != SUBITER__SHM_VERSION) {
+        snprintf(g.msg, sizeof g.msg,
+                 "worker speaks protocol version %u, parent %u",
+                 SUBITER__SHM_VERSION, g.shm->version);
+        send_status(&g, SUBITER__INIT_FAILED, g.msg, EPROTO);
+        _exit(0);
+    }
+
+    if (a->init != NULL) {
+        g.phase = PHASE_INIT;
+        r = a->init(&g, a->arg);
+        g.phase = PHASE_NONE;
+        if (r != 0) {
+            send_status(&g, SUBITER__INIT_FAILED, failure_message(&g, r),
+                        errnum_of(r));
+            _exit(0);
+        }
+    }
+    clear_messages(&g);
+    send_status(&g, SUBITER__INIT_OK, NULL, 0);
+    stand_by(&g, a->fn, a->arg);
+    _exit(0);
+}
+
+/* ---- the generator's calls ---- */
+
+static bool in_iteration(const subiter_gen *g)
+{
+    return g != NULL && g->magic == GEN_MAGIC && g->phase == PHASE_ITER;
+}
+
+static int item_reserve(subiter_gen *g, size_t len, unsigned char **frame)
+{
+    size_t max = subiter__ring_max_frame(&g->items) - SUBITER__ITEM_PREFIX;
+
+    if (len > max) {
+        snprintf(g->auto_msg, sizeof g->auto_msg,
+                 "item of %zu bytes does not fit the item ring: at most %zu "
+                 "bytes with buffer_bytes %u",
+                 len, max, g->items.size);
+        g->has_auto_msg = true;
+        return -EMSGSIZE;
+    }
+    if (g->stop || g->abort) {
+        return SUBITER_STOPPED;
+    }
+    return reserve(g, SUBITER__ITEM_PREFIX + len, true, frame);
+}
+
+int subiter_yield(subiter_gen *g, const void *data, size_t len)
+{
+    unsigned char *frame;
+    int r;
+
+    if (!in_iteration(g) || g->reserved != NULL ||
+        (data == NULL && len > 0)) {
+        return -EINVAL;
+    }
+    r = item_reserve(g, len, &frame);
+    if (r != 0) {
+        return r;
+    }
+    if (len > 0) {
+        memcpy(frame + SUBITER__ITEM_PREFIX, data, len);
+    }
+    commit_item(g, frame, len);
+    return 0;
+}
+
+int subiter_reserve(subiter_gen *g, size_t len, void **buf)
+{
+    unsigned char *frame;
+    int r;
+
+    if (buf != NULL) {
+        *buf = NULL;
+    }
+    if (!in_iteration(g) || g->reserved != NULL || buf == NULL) {
+        return -EINVAL;
+    }
+    r = item_reserve(g, len, &frame);
+    if (r != 0) {
+        return r;
+    }
+    g->reserved = frame;
+    g->reserved_len = len;
+    *buf = frame + SUBITER__ITEM_PREFIX;
+    return 0;
+}
+
+int subiter_commit(subiter_gen *g, size_t len)
+{
+    unsigned char *frame;
+
+    if (!in_iteration(g) || g->reserved == NULL || len > g->reserved_len) {
+        return -EINVAL;
+    }
+    frame = g->reserved;
+    g->reserved = NULL;
+    commit_item(g, frame, len);
+    return 0;
+}
+
+int subiter_fail(subiter_gen *g, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (g == NULL || g->magic != GEN_MAGIC || g->phase == PHASE_NONE ||
+        fmt == NULL) {
+        return -EINVAL;
+    }
+    va_start(ap, fmt);
+    vsnprintf(g->msg, sizeof g->msg, fmt, ap);
+    va_end(ap);
+    g->has_msg = true;
+    return g->phase == PHASE_INIT ? SUBITER_EINIT : SUBITER_EITER;
+}
+
+const void *subiter_input(const subiter_gen *g, size_t *len)
+{
+    if (len != NULL) {
+        *len = 0;
+    }
+    if (!in_iteration(g) || g->start.input_len == 0) {
+        return NULL;
+    }
+    if (len != NULL) {
+        *len = g->start.input_len;
+    }
+    return g->start.input;
+}
