@@ -255,6 +255,39 @@ SUBITER_API const char *subiter_errname(int code);
 /** The worker's pid (also after it died); 0 if there never was one. */
 SUBITER_API pid_t subiter_pid(const subiter *it);
 
+/**
+ * What went wrong, for programs (subiter_errmsg() is for people). Set
+ * `size` (SUBITER_ERRINFO_INIT does) before the call; fields this version
+ * does not know are left alone.
+ */
+typedef struct subiter_errinfo {
+    size_t size;         /**< sizeof(subiter_errinfo) */
+    int code;            /**< the last error returned on the handle, or 0 */
+    pid_t pid;           /**< the worker's pid, 0 if none */
+    int exited;          /**< 1: the worker exited by itself ... */
+    int exit_status;     /**< ... with this status */
+    int term_signal;     /**< the signal that killed it, or 0 */
+    int core_dumped;     /**< 1 if it dumped core */
+    int status_unknown;  /**< 1: reaped by the kernel (SIGCHLD ignored) */
+    int oom_suspected;   /**< 1: SIGKILL while the OOM-kill counter rose */
+    int errnum;          /**< the worker's errno for SUBITER_EITER/EINIT */
+    unsigned long long iteration; /**< iteration number, 1-based; 0: none */
+    unsigned long long items;     /**< items that iteration delivered */
+} subiter_errinfo;
+
+#define SUBITER_ERRINFO_INIT                                                   \
+    {                                                                          \
+        .size = sizeof(subiter_errinfo)                                        \
+    }
+
+/**
+ * Fill `out` with what is known of the handle's last error and its worker.
+ * @param out  written up to out->size bytes.
+ * @return 0.
+ * @retval -EINVAL NULL argument, or out->size too small.
+ */
+SUBITER_API int subiter_get_errinfo(const subiter *it, subiter_errinfo *out);
+
 /** The library's version, e.g. "0.1.0" (static). */
 SUBITER_API const char *subiter_version(void);
 

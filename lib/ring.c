@@ -135,6 +135,9 @@ int subiter__ring_peek(struct subiter__ring *r, const unsigned char **frame,
             return -EPROTO;
         }
         off = r->pos & r->mask;
+        if (off > r->size - SUBITER__REC_HDR) {
+            return -EPROTO; /* only a misaligned start index gets here */
+        }
         p = r->data + off;
         flen = __atomic_load_n((const uint32_t *)(const void *)p,
                                __ATOMIC_RELAXED);

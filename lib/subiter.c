@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +27,7 @@ enum state { ST_READY, ST_ITERATING, ST_ENDED, ST_DEAD };
 struct subiter {
     enum state state;
     bool started;  /* a start was ever made */
+    bool got_started; /* ITERATION_STARTED seen for the current one */
     bool init_ok;  /* the initializer succeeded */
     struct subiter__proc proc;
     int efd;
@@ -43,6 +45,10 @@ struct subiter {
     bool holding;         /* an item view is out */
     uint32_t held_len;
     struct subiter__status held;
+    struct subiter__oom oom;
+    int last_code; /* what subiter_get_errinfo() reports */
+    int errnum;
+    bool oom_suspected;
     char errmsg[ERRMSG_MAX];
 };
 
@@ -68,6 +74,7 @@ static int fail(subiter *it, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(it->errmsg, sizeof it->errmsg, fmt, ap);
     va_end(ap);
+    it->last_code = code;
     return code;
 }
 
@@ -123,8 +130,21 @@ static int die(subiter *it, int code, const char *what)
     where(it, at, sizeof at);
     subiter__proc_kill(&it->proc);
     subiter__proc_describe(&it->proc, how, sizeof how);
+    it->last_code = code;
     if (what == NULL) {
-        set_errmsg(it, "worker pid %d %s %s", (int)it->proc.pid, how, at);
+        it->oom_suspected = it->proc.status_known &&
+                            WIFSIGNALED(it->proc.wait_status) &&
+                            WTERMSIG(it->proc.wait_status) == SIGKILL &&
+                            subiter__oom_check(&it->oom);
+        if (it->oom_suspected) {
+            set_errmsg(it,
+                       "worker pid %d %s %s; probably by the kernel's OOM "
+                       "killer (oom_kill went from %lld to %lld in %s)",
+                       (int)it->proc.pid, how, at, it->oom.before,
+                       it->oom.after, it->oom.path);
+        } else {
+            set_errmsg(it, "worker pid %d %s %s", (int)it->proc.pid, how, at);
+        }
     } else {
         set_errmsg(it, "worker pid %d %s %s; killed", (int)it->proc.pid,
                    what, at);
@@ -378,6 +398,7 @@ static int spawn(subiter *it, const subiter_opts *o, subiter_iter_fn fn,
     a.init = o->init;
     a.fn = fn;
     a.arg = arg;
+    subiter__oom_begin(&it->oom);
     pid = fork();
     if (pid == 0) {
         subiter__worker_main(&a);
@@ -415,6 +436,8 @@ static int await_init(subiter *it)
         }
         if (st.code == SUBITER__INIT_FAILED) {
             set_errmsg(it, "%s", st.message);
+            it->last_code = SUBITER_EINIT;
+            it->errnum = st.errnum;
             subiter__status_free(&st);
             subiter__ring_release(&it->items, len);
             /* It exits by itself; reap it so close has nothing to do. */
@@ -500,7 +523,10 @@ int subiter_start(subiter *it, const void *input, size_t len)
     it->state = ST_ITERATING;
     it->started = true;
     it->items_iter = 0;
+    it->got_started = false;
     it->errmsg[0] = '\0';
+    it->last_code = 0;
+    it->errnum = 0;
     return 0;
 }
 
@@ -537,7 +563,13 @@ static int end_status(subiter *it, const struct subiter__status *st)
 {
     switch (st->code) {
     case SUBITER__STARTED:
-        return check_seq(it, st) ? 1 : broke(it, "status of another iteration");
+        /* Once per iteration: a worker that repeats it is not making
+         * progress and must not keep the parent reading forever. */
+        if (!check_seq(it, st) || it->got_started) {
+            return broke(it, "unexpected ITERATION_STARTED");
+        }
+        it->got_started = true;
+        return 1;
     case SUBITER__FINISHED:
         if (!check_seq(it, st)) {
             return broke(it, "status of another iteration");
@@ -549,6 +581,8 @@ static int end_status(subiter *it, const struct subiter__status *st)
             return broke(it, "status of another iteration");
         }
         set_errmsg(it, "%s", st->message);
+        it->last_code = SUBITER_EITER;
+        it->errnum = st->errnum;
         it->state = ST_READY;
         return SUBITER_EITER;
     case SUBITER__UNEXPECTED:
@@ -721,6 +755,36 @@ const char *subiter_errmsg(const subiter *it)
 pid_t subiter_pid(const subiter *it)
 {
     return it == NULL ? 0 : it->proc.pid;
+}
+
+int subiter_get_errinfo(const subiter *it, subiter_errinfo *out)
+{
+    subiter_errinfo e;
+    int st = it != NULL ? it->proc.wait_status : 0;
+
+    if (it == NULL || out == NULL || out->size < sizeof e) {
+        return -EINVAL;
+    }
+    memset(&e, 0, sizeof e);
+    e.size = sizeof e;
+    e.code = it->last_code;
+    e.pid = it->proc.pid;
+    e.errnum = it->errnum;
+    e.iteration = it->seq;
+    e.items = it->items_iter;
+    e.oom_suspected = it->oom_suspected;
+    if (it->proc.reaped && !it->proc.status_known) {
+        e.status_unknown = 1;
+    } else if (it->proc.reaped && WIFEXITED(st)) {
+        e.exited = 1;
+        e.exit_status = WEXITSTATUS(st);
+    } else if (it->proc.reaped && WIFSIGNALED(st)) {
+        e.term_signal = WTERMSIG(st);
+        e.core_dumped = WCOREDUMP(st) ? 1 : 0;
+    }
+    /* A newer caller's bigger struct keeps its extra fields. */
+    memcpy(out, &e, sizeof e);
+    return 0;
 }
 
 const char *subiter_version(void)

@@ -32,6 +32,7 @@ struct subiter_gen {
     int efd;
     uint32_t buffer_items;
     uint32_t published;
+    uint32_t consumed; /* the parent's items_consumed, as last read */
     uint64_t seq;
     struct subiter__command start; /* owns the input */
     bool stop;
@@ -169,6 +170,20 @@ static void poll_commands(subiter_gen *g)
     }
 }
 
+/* May one more item be published? Re-reads the parent's count only when
+ * the cached one says no, so the worker does not pull the parent's cache
+ * line over on every item. */
+static bool below_item_bound(subiter_gen *g)
+{
+    if (g->published - g->consumed < g->buffer_items) {
+        return true;
+    }
+    /* acquire: pairs with the parent's release of items_consumed. */
+    g->consumed = atomic_load_explicit(&g->shm->items_consumed,
+                                       memory_order_acquire);
+    return g->published - g->consumed < g->buffer_items;
+}
+
 /*
  * Wait for room for a frame of `frame_len` bytes in the item ring (and,
  * for an item, below buffer_items). An item wait ends early with
@@ -189,11 +204,12 @@ static int reserve(subiter_gen *g, size_t frame_len, bool item,
             r = SUBITER_STOPPED;
             break;
         }
-        /* acquire: pairs with the parent's release of items_consumed. */
-        if (!item || g->published - atomic_load_explicit(
-                                        &g->shm->items_consumed,
-                                        memory_order_acquire) <
-                         g->buffer_items) {
+        if (g->abort) {
+            /* A status that waits for room after ABORT would wait for a
+             * parent that no longer reads: leave now. */
+            _exit(0);
+        }
+        if (!item || below_item_bound(g)) {
             r = subiter__ring_reserve(&g->items, frame_len, &p);
             if (r != -EAGAIN) {
                 break;
@@ -351,6 +367,9 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     int r;
 
     reset_signals();
+    /* A fault injected into the parent's allocations is not the worker's:
+     * start counting afresh. */
+    (void)subiter__alloc_fail_at(0);
     /* The worker must not outlive the thread that forked it; and the
      * parent may have died before prctl(), so compare with the pid
      * recorded before fork(). */
