@@ -264,8 +264,10 @@ SUBITER__HIDDEN void subiter__futex_wait(_Atomic uint32_t *word,
                                          uint32_t val);
 SUBITER__HIDDEN void subiter__cpu_relax(void);
 
-/* Test hook: the worker's view of its own shared region (NULL outside). */
+/* Test hooks: the worker's view of its own shared region (NULL outside),
+ * and a wake-up of the parent after a test scribbled on it. */
 SUBITER__HIDDEN struct subiter__shm *subiter__gen_shm(subiter_gen *g);
+SUBITER__HIDDEN void subiter__gen_kick(subiter_gen *g);
 
 /* ---- oom.c ---- */
 

@@ -248,6 +248,16 @@ static void commit_item(subiter_gen *g, unsigned char *frame, size_t len)
     wake_parent(g);
 }
 
+void subiter__gen_kick(subiter_gen *g)
+{
+    if (g != NULL && g->magic == GEN_MAGIC) {
+        /* Make the parent look even if it is asleep. */
+        atomic_store_explicit(&g->shm->parent_sleeping, 1,
+                              memory_order_relaxed);
+        wake_parent(g);
+    }
+}
+
 /* ---- the state machine ---- */
 
 static void reset_signals(void)

@@ -1,0 +1,289 @@
+/* check_errinfo.c: what the parent says about a failed worker: the
+ * structured subiter_get_errinfo(), the wording of errmsg, and the OOM-kill
+ * attribution, tested against fake counter files (never real memory). */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "testutil.h"
+
+static char counter_path[64];
+
+static void write_counter(const char *text) {
+    FILE *f = fopen(counter_path, "w");
+
+    if (f != NULL) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void make_counter(const char *text) {
+    int fd;
+
+    snprintf(counter_path, sizeof counter_path, "/tmp/subiter-oomXXXXXX");
+    fd = mkstemp(counter_path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    write_counter(text);
+}
+
+/* arg: what the worker does after 3 items. */
+enum death { OOM_KILL, PLAIN_KILL, OOM_SEGV, EXIT_3, FAIL_EIO };
+
+static int gen_die(subiter_gen *g, void *arg) {
+    enum death how = (enum death)(intptr_t)arg;
+    long i;
+    int r;
+
+    for (i = 0; i < 3; i++) {
+        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
+            return r;
+        }
+    }
+    switch (how) {
+    case OOM_KILL:
+        /* As the kernel would: the cgroup's counter goes up, SIGKILL. */
+        write_counter("oom_kill_disable 0\nunder_oom 0\noom_kill 4\n");
+        raise(SIGKILL);
+        break;
+    case PLAIN_KILL:
+        raise(SIGKILL);
+        break;
+    case OOM_SEGV:
+        write_counter("oom_kill_disable 0\nunder_oom 0\noom_kill 4\n");
+        raise(SIGSEGV);
+        break;
+    case EXIT_3:
+        _exit(3);
+    case FAIL_EIO:
+        return -EIO;
+    }
+    return 0;
+}
+
+/* Run one iteration of gen_die to its end; returns next's outcome. */
+static int run(enum death how, subiter **out) {
+    subiter_opts o = tu_opts(0);
+    subiter_item item;
+    int r;
+
+    ck_assert_int_eq(subiter_open(out, gen_die, (void *)(intptr_t)how, &o), 0);
+    ck_assert_int_eq(subiter_start(*out, NULL, 0), 0);
+    while ((r = subiter_next(*out, &item)) == 1) {
+    }
+    return r;
+}
+
+START_TEST(test_errinfo_oom_kill_is_named) {
+    struct tu_snapshot snap;
+    subiter_errinfo ei = SUBITER_ERRINFO_INIT;
+    subiter *it;
+
+    tu_snapshot(&snap);
+    make_counter("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n");
+    subiter__oom_override(counter_path);
+    ck_assert_int_eq(run(OOM_KILL, &it), SUBITER_ECHILD);
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "OOM killer"));
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "signal 9 (SIGKILL)"));
+    ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
+    ck_assert_int_eq(ei.oom_suspected, 1);
+    ck_assert_int_eq(ei.term_signal, SIGKILL);
+    ck_assert_int_eq(ei.code, SUBITER_ECHILD);
+    ck_assert_int_eq(ei.pid, subiter_pid(it));
+    ck_assert_uint_eq(ei.iteration, 1);
+    ck_assert_uint_eq(ei.items, 3);
+    (void)subiter_close(it);
+    subiter__oom_override(NULL);
+    unlink(counter_path);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* cgroup v2's memory.events has an "oom" line too: only oom_kill counts. */
+START_TEST(test_errinfo_oom_v2_format) {
+    struct tu_snapshot snap;
+    subiter_errinfo ei = SUBITER_ERRINFO_INIT;
+    subiter *it;
+
+    tu_snapshot(&snap);
+    make_counter("low 0\nhigh 0\nmax 2\noom 9\noom_kill 3\n");
+    subiter__oom_override(counter_path);
+    ck_assert_int_eq(run(OOM_KILL, &it), SUBITER_ECHILD);
+    ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
+    ck_assert_int_eq(ei.oom_suspected, 1);
+    (void)subiter_close(it);
+    subiter__oom_override(NULL);
+    unlink(counter_path);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+START_TEST(test_errinfo_no_oom_without_counter_rise) {
+    struct tu_snapshot snap;
+    subiter_errinfo ei = SUBITER_ERRINFO_INIT;
+    subiter *it;
+
+    tu_snapshot(&snap);
+    make_counter("oom_kill 3\n");
+    subiter__oom_override(counter_path);
+    ck_assert_int_eq(run(PLAIN_KILL, &it), SUBITER_ECHILD);
+    ck_assert_ptr_null(strstr(subiter_errmsg(it), "OOM"));
+    ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
+    ck_assert_int_eq(ei.oom_suspected, 0);
+    ck_assert_int_eq(ei.term_signal, SIGKILL);
+    (void)subiter_close(it);
+    subiter__oom_override(NULL);
+    unlink(counter_path);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+START_TEST(test_errinfo_no_oom_for_other_signals) {
+    struct tu_snapshot snap;
+    subiter_errinfo ei = SUBITER_ERRINFO_INIT;
+    subiter *it;
+
+    tu_snapshot(&snap);
+    make_counter("oom_kill 3\n");
+    subiter__oom_override(counter_path);
+    ck_assert_int_eq(run(OOM_SEGV, &it), SUBITER_ECHILD);
+    ck_assert_ptr_null(strstr(subiter_errmsg(it), "OOM"));
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "signal 11 (SIGSEGV)"));
+    ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
+    ck_assert_int_eq(ei.oom_suspected, 0);
+    ck_assert_int_eq(ei.term_signal, SIGSEGV);
+    (void)subiter_close(it);
+    subiter__oom_override(NULL);
+    unlink(counter_path);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* No readable counter: say nothing rather than guess. */
+START_TEST(test_errinfo_no_oom_when_unreadable) {
+    struct tu_snapshot snap;
+    subiter_errinfo ei = SUBITER_ERRINFO_INIT;
+    subiter *it;
+
+    tu_snapshot(&snap);
+    subiter__oom_override("/nonexistent/memory.events");
+    ck_assert_int_eq(run(PLAIN_KILL, &it), SUBITER_ECHILD);
+    ck_assert_ptr_null(strstr(subiter_errmsg(it), "OOM"));
+    ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
+    ck_assert_int_eq(ei.oom_suspected, 0);
+    (void)subiter_close(it);
+    subiter__oom_override(NULL);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+START_TEST(test_errinfo_exit_status) {
+    struct tu_snapshot snap;
+    subiter_errinfo ei = SUBITER_ERRINFO_INIT;
+    subiter *it;
+
+    tu_snapshot(&snap);
+    ck_assert_int_eq(run(EXIT_3, &it), SUBITER_ECHILD);
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "exited with status 3"));
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "after 3 items"));
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "iteration 1"));
+    ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
+    ck_assert_int_eq(ei.exited, 1);
+    ck_assert_int_eq(ei.exit_status, 3);
+    ck_assert_int_eq(ei.term_signal, 0);
+    ck_assert_uint_eq(ei.items, 3);
+    (void)subiter_close(it);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+START_TEST(test_errinfo_generator_errnum) {
+    struct tu_snapshot snap;
+    subiter_errinfo ei = SUBITER_ERRINFO_INIT;
+    subiter *it;
+
+    tu_snapshot(&snap);
+    ck_assert_int_eq(run(FAIL_EIO, &it), SUBITER_EITER);
+    ck_assert_str_eq(subiter_errmsg(it), subiter_strerror(-EIO));
+    ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
+    ck_assert_int_eq(ei.code, SUBITER_EITER);
+    ck_assert_int_eq(ei.errnum, EIO);
+    ck_assert_int_eq(ei.exited, 0);
+    /* A successful start clears it. */
+    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
+    ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
+    ck_assert_int_eq(ei.code, 0);
+    ck_assert_int_eq(ei.errnum, 0);
+    ck_assert_int_eq(subiter_close(it), 0);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+START_TEST(test_errinfo_misuse) {
+    subiter_errinfo ei = SUBITER_ERRINFO_INIT;
+    subiter *it;
+
+    ck_assert_int_eq(subiter_get_errinfo(NULL, &ei), -EINVAL);
+    ck_assert_int_eq(subiter_open(&it, gen_die, NULL, NULL), 0);
+    ck_assert_int_eq(subiter_get_errinfo(it, NULL), -EINVAL);
+    ei.size = sizeof ei - 1;
+    ck_assert_int_eq(subiter_get_errinfo(it, &ei), -EINVAL);
+    ei.size = sizeof ei;
+    ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
+    ck_assert_int_eq(ei.code, 0);
+    ck_assert_int_gt(ei.pid, 0);
+    ck_assert_int_eq(subiter_close(it), 0);
+}
+END_TEST
+
+/* Core dumps are off on these machines: check the wording on an injected
+ * wait status instead. */
+START_TEST(test_errinfo_core_dump_wording) {
+    struct subiter__proc p;
+    char buf[128];
+
+    subiter__proc_init(&p);
+    p.pid = 1234;
+    p.reaped = true;
+    p.status_known = true;
+    p.wait_status = SIGSEGV | 0x80; /* WCOREFLAG */
+    subiter__proc_describe(&p, buf, sizeof buf);
+    ck_assert_str_eq(buf, "was killed by signal 11 (SIGSEGV), core dumped");
+    p.wait_status = SIGABRT;
+    subiter__proc_describe(&p, buf, sizeof buf);
+    ck_assert_str_eq(buf, "was killed by signal 6 (SIGABRT)");
+    p.status_known = false;
+    subiter__proc_describe(&p, buf, sizeof buf);
+    ck_assert_ptr_nonnull(strstr(buf, "status unavailable"));
+}
+END_TEST
+
+static Suite *errinfo_suite(void) {
+    Suite *s = suite_create("errinfo");
+    TCase *tc = tcase_create("errinfo");
+
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_errinfo_oom_kill_is_named);
+    tcase_add_test(tc, test_errinfo_oom_v2_format);
+    tcase_add_test(tc, test_errinfo_no_oom_without_counter_rise);
+    tcase_add_test(tc, test_errinfo_no_oom_for_other_signals);
+    tcase_add_test(tc, test_errinfo_no_oom_when_unreadable);
+    tcase_add_test(tc, test_errinfo_exit_status);
+    tcase_add_test(tc, test_errinfo_generator_errnum);
+    tcase_add_test(tc, test_errinfo_misuse);
+    tcase_add_test(tc, test_errinfo_core_dump_wording);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    return tu_run(errinfo_suite());
+}

@@ -1,0 +1,269 @@
+/* check_hostile.c: the parent treats the worker's shared memory as hostile.
+ * A generator scribbles over its own ring (through a test hook); the parent
+ * must answer SUBITER_EPROTO, kill and reap the worker, and never crash,
+ * hang or read out of bounds (ASan runs this suite in CI). */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "testutil.h"
+
+enum scribble {
+    TAIL_BACK,     /* the item ring's tail moves backwards */
+    TAIL_FAR,      /* ... forwards by more than the ring */
+    LEN_PAST_TAIL, /* a record longer than what is published */
+    LEN_PAST_END,  /* a record running past the end of the ring */
+    BAD_KIND,      /* a record of an unknown kind */
+    PAD_TOO_BIG,   /* padding that claims more than is published */
+    GARBAGE_PB,    /* a frame that is not protobuf */
+    BAD_CODE,      /* valid protobuf, a status code that does not exist */
+    ITEM_IN_INIT,  /* valid protobuf, an item outside an iteration */
+    N_SCRIBBLES
+};
+
+static const char *const names[] = {
+    "tail backwards",   "tail too far", "length past tail",
+    "length past end",  "bad kind",     "padding too big",
+    "garbage protobuf", "bad code",     "item during init",
+};
+
+struct raw {
+    unsigned char *data;
+    uint32_t size, tail, off;
+};
+
+static struct raw raw_ring(struct subiter__shm *shm) {
+    struct raw w;
+
+    w.data = (unsigned char *)shm + shm->hdr_bytes + shm->cmd_bytes;
+    w.size = shm->item_bytes;
+    w.tail = atomic_load(&shm->item_tail);
+    w.off = w.tail & (w.size - 1);
+    return w;
+}
+
+/* Write a raw record at the tail and publish `publish` bytes of it. */
+static void put_record(struct subiter__shm *shm, uint32_t len, uint32_t kind,
+                       const void *frame, uint32_t publish) {
+    struct raw w = raw_ring(shm);
+    uint32_t hdr[2] = {len, kind};
+
+    memcpy(w.data + w.off, hdr, sizeof hdr);
+    if (frame != NULL) {
+        memcpy(w.data + w.off + sizeof hdr, frame, len);
+    }
+    atomic_store(&shm->item_tail, w.tail + publish);
+}
+
+static void scribble(subiter_gen *g, enum scribble how) {
+    struct subiter__shm *shm = subiter__gen_shm(g);
+    static const unsigned char garbage[16] = {
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    };
+    static const unsigned char bad_code[2] = {0x08, 99};
+    struct raw w = raw_ring(shm);
+
+    switch (how) {
+    case TAIL_BACK:
+        atomic_store(&shm->item_tail, w.tail - 64);
+        break;
+    case TAIL_FAR:
+        atomic_store(&shm->item_tail, w.tail + (1u << 30));
+        break;
+    case LEN_PAST_TAIL:
+        put_record(shm, 1000, SUBITER__REC_FRAME, NULL, 16);
+        break;
+    case LEN_PAST_END:
+        put_record(shm, w.size * 2, SUBITER__REC_FRAME, NULL, 64);
+        break;
+    case BAD_KIND:
+        put_record(shm, 8, 7, NULL, 16);
+        break;
+    case PAD_TOO_BIG:
+        /* The records before put the tail mid-ring: padding to the end
+         * is far more than the 8 bytes published. */
+        put_record(shm, 0, SUBITER__REC_PAD, NULL, 8);
+        break;
+    case GARBAGE_PB:
+        put_record(shm, sizeof garbage, SUBITER__REC_FRAME, garbage, 24);
+        break;
+    case BAD_CODE:
+    case ITEM_IN_INIT:
+        put_record(shm, sizeof bad_code, SUBITER__REC_FRAME, bad_code, 16);
+        break;
+    case N_SCRIBBLES:
+        break;
+    }
+    subiter__gen_kick(g);
+}
+
+/* Yield two good items, scribble, then either stay alive (the parent must
+ * kill it) or exit (the parent must still report EPROTO, not ECHILD, since
+ * the bad record was published before the death). */
+static int gen_hostile(subiter_gen *g, void *arg) {
+    long how = (long)(intptr_t)arg;
+    long i;
+
+    for (i = 0; i < 2; i++) {
+        if (subiter_yield(g, &i, sizeof i) != 0) {
+            return 0;
+        }
+    }
+    /* Wait until the parent has taken both: a tail moved back to a place
+     * the parent has not read yet would look like an empty ring, which is
+     * not a violation it can see. */
+    while (atomic_load(&subiter__gen_shm(g)->items_consumed) < 2) {
+        usleep(1000);
+    }
+    scribble(g, (enum scribble)(how % N_SCRIBBLES));
+    if (how >= N_SCRIBBLES) {
+        _exit(0);
+    }
+    for (;;) {
+        pause();
+    }
+    return 0;
+}
+
+/* A worker whose first status is an item: the init handshake is broken. */
+static int init_hostile(subiter_gen *g, void *arg) {
+    struct subiter__shm *shm = subiter__gen_shm(g);
+    static const unsigned char item[8] = {0x08, 0x05, 0x1a, 0x80,
+                                          0x80, 0x80, 0x80, 0x00};
+
+    (void)arg;
+    put_record(shm, sizeof item, SUBITER__REC_FRAME, item, 16);
+    subiter__gen_kick(g);
+    for (;;) {
+        pause();
+    }
+    return 0;
+}
+
+static int gen_none(subiter_gen *g, void *arg) {
+    (void)g;
+    (void)arg;
+    return 0;
+}
+
+static void expect_eproto(long how) {
+    struct tu_snapshot snap;
+    subiter_opts o = tu_opts(10000);
+    subiter_item item;
+    subiter *it;
+    int64_t t0;
+    int r, n = 0;
+
+    tu_snapshot(&snap);
+    ck_assert_int_eq(subiter_open(&it, gen_hostile, (void *)(intptr_t)how, &o),
+                     0);
+    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
+    t0 = tu_now_ms();
+    while ((r = subiter_next(it, &item)) == 1) {
+        n++;
+        ck_assert_int_le(n, 2);
+    }
+    ck_assert_msg(r == SUBITER_EPROTO, "%s: got %s (%s)",
+                  names[how % N_SCRIBBLES], subiter_errname(r),
+                  subiter_errmsg(it));
+    /* Well before the 10 s timeout: the parent noticed, it did not wait. */
+    ck_assert_int_lt(tu_now_ms() - t0, 5000);
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "protocol"));
+    /* The worker was killed and reaped before next returned. */
+    ck_assert_int_eq(kill(subiter_pid(it), 0), -1);
+    ck_assert_int_eq(subiter_next(it, &item), SUBITER_ECLOSED);
+    ck_assert_int_eq(subiter_start(it, NULL, 0), SUBITER_ECLOSED);
+    (void)subiter_close(it);
+    tu_assert_clean(&snap);
+}
+
+START_TEST(test_hostile_scribble_alive) {
+    expect_eproto(_i);
+}
+END_TEST
+
+START_TEST(test_hostile_scribble_then_exit) {
+    expect_eproto(N_SCRIBBLES + _i);
+}
+END_TEST
+
+START_TEST(test_hostile_item_during_init) {
+    struct tu_snapshot snap;
+    subiter_opts o = tu_opts(10000);
+    subiter *it;
+
+    tu_snapshot(&snap);
+    o.init = init_hostile;
+    ck_assert_int_eq(subiter_open(&it, gen_none, NULL, &o), SUBITER_EPROTO);
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "initializ"));
+    (void)subiter_close(it);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* Scribbling over the header's sizes changes nothing: the parent keeps
+ * its own copies, taken before the fork. */
+static int gen_header(subiter_gen *g, void *arg) {
+    struct subiter__shm *shm = subiter__gen_shm(g);
+    long i;
+    int r;
+
+    (void)arg;
+    shm->magic = 0;
+    shm->version = 99;
+    shm->hdr_bytes = 0xffffffffu;
+    shm->cmd_bytes = 0xffffffffu;
+    shm->item_bytes = 3;
+    shm->buffer_items = 0;
+    atomic_store(&shm->items_published, 0xdeadbeefu);
+    for (i = 0; i < 100; i++) {
+        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
+            return r;
+        }
+    }
+    return 0;
+}
+
+START_TEST(test_hostile_header_scribble_is_ignored) {
+    struct tu_snapshot snap;
+    subiter_opts o = tu_opts(10000);
+    subiter_item item;
+    subiter *it;
+    long i, v;
+
+    tu_snapshot(&snap);
+    ck_assert_int_eq(subiter_open(&it, gen_header, NULL, &o), 0);
+    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
+    for (i = 0; i < 100; i++) {
+        ck_assert_int_eq(subiter_next(it, &item), 1);
+        memcpy(&v, item.data, sizeof v);
+        ck_assert_int_eq(v, i);
+    }
+    ck_assert_int_eq(subiter_next(it, &item), 0);
+    ck_assert_int_eq(subiter_close(it), 0);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+static Suite *hostile_suite(void) {
+    Suite *s = suite_create("hostile");
+    TCase *tc = tcase_create("scribble");
+
+    tcase_set_timeout(tc, 30);
+    tcase_add_loop_test(tc, test_hostile_scribble_alive, 0, N_SCRIBBLES);
+    tcase_add_loop_test(tc, test_hostile_scribble_then_exit, 0, N_SCRIBBLES);
+    tcase_add_test(tc, test_hostile_item_during_init);
+    tcase_add_test(tc, test_hostile_header_scribble_is_ignored);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    return tu_run(hostile_suite());
+}
