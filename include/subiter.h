@@ -125,8 +125,8 @@ typedef int (*subiter_iter_fn)(subiter_gen *g, void *arg);
  * any field but `size` means "the default".
  */
 typedef struct subiter_opts {
-    size_t size;           /**< sizeof(subiter_opts), set by SUBITER_OPTS_INIT */
-    subiter_init_fn init;  /**< optional initializer, run once in the worker */
+    size_t size;          /**< sizeof(subiter_opts), set by SUBITER_OPTS_INIT */
+    subiter_init_fn init; /**< optional initializer, run once in the worker */
     unsigned buffer_items; /**< max items yielded and not yet consumed (32) */
     size_t buffer_bytes;   /**< item ring capacity, rounded up to a power of
                                 two, 16 KiB .. 1 GiB (4 MiB) */
@@ -209,8 +209,7 @@ SUBITER_API SUBITER_NODISCARD int subiter_start(subiter *it, const void *input,
  * @retval -EINVAL  NULL argument, or no iteration was ever started.
  * @retval -ENOMEM  out of memory decoding a status (the handle stays usable).
  */
-SUBITER_API SUBITER_NODISCARD int subiter_next(subiter *it,
-                                               subiter_item *item);
+SUBITER_API SUBITER_NODISCARD int subiter_next(subiter *it, subiter_item *item);
 
 /**
  * Stop the running iteration: send STOP_ITERATION and discard items until
@@ -261,16 +260,16 @@ SUBITER_API pid_t subiter_pid(const subiter *it);
  * does not know are left alone.
  */
 typedef struct subiter_errinfo {
-    size_t size;         /**< sizeof(subiter_errinfo) */
-    int code;            /**< the last error returned on the handle, or 0 */
-    pid_t pid;           /**< the worker's pid, 0 if none */
-    int exited;          /**< 1: the worker exited by itself ... */
-    int exit_status;     /**< ... with this status */
-    int term_signal;     /**< the signal that killed it, or 0 */
-    int core_dumped;     /**< 1 if it dumped core */
-    int status_unknown;  /**< 1: reaped by the kernel (SIGCHLD ignored) */
-    int oom_suspected;   /**< 1: SIGKILL while the OOM-kill counter rose */
-    int errnum;          /**< the worker's errno for SUBITER_EITER/EINIT */
+    size_t size;        /**< sizeof(subiter_errinfo) */
+    int code;           /**< the last error returned on the handle, or 0 */
+    pid_t pid;          /**< the worker's pid, 0 if none */
+    int exited;         /**< 1: the worker exited by itself ... */
+    int exit_status;    /**< ... with this status */
+    int term_signal;    /**< the signal that killed it, or 0 */
+    int core_dumped;    /**< 1 if it dumped core */
+    int status_unknown; /**< 1: reaped by the kernel (SIGCHLD ignored) */
+    int oom_suspected;  /**< 1: SIGKILL while the OOM-kill counter rose */
+    int errnum;         /**< the worker's errno for SUBITER_EITER/EINIT */
     unsigned long long iteration; /**< iteration number, 1-based; 0: none */
     unsigned long long items;     /**< items that iteration delivered */
 } subiter_errinfo;

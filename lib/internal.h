@@ -260,8 +260,7 @@ SUBITER__HIDDEN void subiter__shm_rings(struct subiter__shm *shm,
                                         struct subiter__ring *items,
                                         bool parent);
 SUBITER__HIDDEN void subiter__futex_wake(_Atomic uint32_t *word);
-SUBITER__HIDDEN void subiter__futex_wait(_Atomic uint32_t *word,
-                                         uint32_t val);
+SUBITER__HIDDEN void subiter__futex_wait(_Atomic uint32_t *word, uint32_t val);
 SUBITER__HIDDEN void subiter__cpu_relax(void);
 
 /* Test hooks: the worker's view of its own shared region (NULL outside),

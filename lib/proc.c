@@ -97,8 +97,7 @@ int subiter__proc_wait(struct subiter__proc *p, int efd, int64_t deadline_ns)
         fds[1].fd = p->pidfd;
         fds[1].events = POLLIN;
         fds[1].revents = 0;
-        if (p->pidfd < 0 &&
-            (timeout < 0 || timeout > FALLBACK_SLICE_MS)) {
+        if (p->pidfd < 0 && (timeout < 0 || timeout > FALLBACK_SLICE_MS)) {
             timeout = FALLBACK_SLICE_MS;
         }
         n = poll(fds, p->pidfd >= 0 ? 2 : 1, timeout);
@@ -111,8 +110,7 @@ int subiter__proc_wait(struct subiter__proc *p, int efd, int64_t deadline_ns)
             }
             return 1;
         }
-        if (fds[1].revents != 0 ||
-            (p->pidfd < 0 && subiter__proc_exited(p))) {
+        if (fds[1].revents != 0 || (p->pidfd < 0 && subiter__proc_exited(p))) {
             return -ECHILD;
         }
     }
@@ -184,8 +182,7 @@ void subiter__proc_release(struct subiter__proc *p)
     }
 }
 
-void subiter__proc_describe(const struct subiter__proc *p, char *buf,
-                            size_t n)
+void subiter__proc_describe(const struct subiter__proc *p, char *buf, size_t n)
 {
     int st = p->wait_status;
 

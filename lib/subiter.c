@@ -26,9 +26,9 @@ enum state { ST_READY, ST_ITERATING, ST_ENDED, ST_DEAD };
 
 struct subiter {
     enum state state;
-    bool started;  /* a start was ever made */
+    bool started;     /* a start was ever made */
     bool got_started; /* ITERATION_STARTED seen for the current one */
-    bool init_ok;  /* the initializer succeeded */
+    bool init_ok;     /* the initializer succeeded */
     struct subiter__proc proc;
     int efd;
     struct subiter__shm *shm;
@@ -37,12 +37,12 @@ struct subiter {
     struct subiter__ring items; /* consumer */
     int timeout_ms;
     int grace_ms;
-    uint64_t seq;         /* current iteration, 1-based */
-    uint64_t items_iter;  /* items delivered in the current iteration */
-    uint32_t consumed;    /* mirror of shm->items_consumed */
+    uint64_t seq;        /* current iteration, 1-based */
+    uint64_t items_iter; /* items delivered in the current iteration */
+    uint32_t consumed;   /* mirror of shm->items_consumed */
     uint32_t buffer_items;
-    bool need_wake;       /* released room the worker may wait for */
-    bool holding;         /* an item view is out */
+    bool need_wake; /* released room the worker may wait for */
+    bool holding;   /* an item view is out */
     uint32_t held_len;
     struct subiter__status held;
     struct subiter__oom oom;
@@ -52,8 +52,7 @@ struct subiter {
     char errmsg[ERRMSG_MAX];
 };
 
-static void set_errmsg(subiter *it, const char *fmt, ...)
-    SUBITER_PRINTF(2, 3);
+static void set_errmsg(subiter *it, const char *fmt, ...) SUBITER_PRINTF(2, 3);
 
 static void set_errmsg(subiter *it, const char *fmt, ...)
 {
@@ -146,8 +145,8 @@ static int die(subiter *it, int code, const char *what)
             set_errmsg(it, "worker pid %d %s %s", (int)it->proc.pid, how, at);
         }
     } else {
-        set_errmsg(it, "worker pid %d %s %s; killed", (int)it->proc.pid,
-                   what, at);
+        set_errmsg(it, "worker pid %d %s %s; killed", (int)it->proc.pid, what,
+                   at);
     }
     it->state = ST_DEAD;
     return code;
@@ -179,8 +178,7 @@ static int timed_out(subiter *it)
  * *len (the record to release), or an error: the fatal ones have killed
  * the worker and made the handle dead; -ENOMEM leaves the record in place.
  */
-static int read_status(subiter *it, struct subiter__status *st,
-                       uint32_t *len)
+static int read_status(subiter *it, struct subiter__status *st, uint32_t *len)
 {
     int64_t deadline = 0;
     unsigned spins = 0;
@@ -344,14 +342,13 @@ static int map_region(subiter *it, const subiter_opts *o, int *memfd)
     }
     /* Sealed, so a worker cannot shrink it under the parent (SIGBUS). */
     if (ftruncate(fd, (off_t)it->shm_len) < 0 ||
-        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) <
-            0) {
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
         r = -errno;
         (void)close(fd);
         return r;
     }
-    it->shm = mmap(NULL, it->shm_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-                   0);
+    it->shm =
+        mmap(NULL, it->shm_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (it->shm == MAP_FAILED) {
         r = -errno;
         it->shm = NULL;
@@ -509,8 +506,9 @@ int subiter_start(subiter *it, const void *input, size_t len)
         return fail(it, -EINVAL, "NULL input of %zu bytes", len);
     }
     if (len > SUBITER_INPUT_MAX) {
-        return fail(it, -EMSGSIZE, "input of %zu bytes is over the %u-byte "
-                                   "limit",
+        return fail(it, -EMSGSIZE,
+                    "input of %zu bytes is over the %u-byte "
+                    "limit",
                     len, SUBITER_INPUT_MAX);
     }
     release_held(it);
@@ -549,8 +547,8 @@ static void consumed_one(subiter *it)
  */
 static bool backlog_low(subiter *it)
 {
-    uint32_t published = atomic_load_explicit(&it->shm->items_published,
-                                              memory_order_relaxed);
+    uint32_t published =
+        atomic_load_explicit(&it->shm->items_published, memory_order_relaxed);
 
     return published - it->consumed <= it->buffer_items / 2;
 }
@@ -613,8 +611,9 @@ int subiter_next(subiter *it, subiter_item *item)
     }
     if (it->state != ST_ITERATING) {
         return it->started ? 0
-                           : fail(it, -EINVAL, "subiter_start() was never "
-                                               "called");
+                           : fail(it, -EINVAL,
+                                  "subiter_start() was never "
+                                  "called");
     }
     release_held(it);
     for (;;) {

@@ -76,8 +76,8 @@ void subiter__shm_rings(struct subiter__shm *shm, struct subiter__ring *cmd,
     subiter__ring_init(cmd, &shm->cmd_head, &shm->cmd_tail,
                        base + shm->hdr_bytes, shm->cmd_bytes, parent);
     subiter__ring_init(items, &shm->item_head, &shm->item_tail,
-                       base + shm->hdr_bytes + shm->cmd_bytes,
-                       shm->item_bytes, !parent);
+                       base + shm->hdr_bytes + shm->cmd_bytes, shm->item_bytes,
+                       !parent);
 }
 
 struct subiter__shm *subiter__gen_shm(subiter_gen *g)
@@ -121,10 +121,9 @@ static void wait_step(subiter_gen *g, struct waiter *w)
         return;
     }
     if (!w->armed) {
-        w->bell = atomic_load_explicit(&g->shm->child_bell,
-                                       memory_order_relaxed);
-        atomic_store_explicit(&g->shm->child_sleeping, 1,
-                              memory_order_relaxed);
+        w->bell =
+            atomic_load_explicit(&g->shm->child_bell, memory_order_relaxed);
+        atomic_store_explicit(&g->shm->child_sleeping, 1, memory_order_relaxed);
         /* seq_cst: pairs with the fence in the parent's wake_child(). */
         atomic_thread_fence(memory_order_seq_cst);
         w->armed = true;
@@ -138,13 +137,11 @@ static void wait_step(subiter_gen *g, struct waiter *w)
 static void wait_done(subiter_gen *g, struct waiter *w)
 {
     if (w->armed) {
-        atomic_store_explicit(&g->shm->child_sleeping, 0,
-                              memory_order_relaxed);
+        atomic_store_explicit(&g->shm->child_sleeping, 0, memory_order_relaxed);
     }
 }
 
-static void send_status(subiter_gen *g, int code, const char *msg,
-                        int errnum);
+static void send_status(subiter_gen *g, int code, const char *msg, int errnum);
 
 /* Read the commands that arrived during an iteration. */
 static void poll_commands(subiter_gen *g)
@@ -179,8 +176,8 @@ static bool below_item_bound(subiter_gen *g)
         return true;
     }
     /* acquire: pairs with the parent's release of items_consumed. */
-    g->consumed = atomic_load_explicit(&g->shm->items_consumed,
-                                       memory_order_acquire);
+    g->consumed =
+        atomic_load_explicit(&g->shm->items_consumed, memory_order_acquire);
     return g->published - g->consumed < g->buffer_items;
 }
 
@@ -321,8 +318,7 @@ static void iterate(subiter_gen *g, subiter_iter_fn fn, void *arg)
     }
     if (g->unexpected) {
         g->unexpected = false;
-        send_status(g, SUBITER__UNEXPECTED, "command during an iteration",
-                    0);
+        send_status(g, SUBITER__UNEXPECTED, "command during an iteration", 0);
     }
     if (r >= 0 || g->stop) {
         send_status(g, SUBITER__FINISHED, NULL, 0);
@@ -386,8 +382,8 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != a->parent) {
         _exit(122);
     }
-    base = mmap(NULL, a->shm_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-                a->memfd, 0);
+    base =
+        mmap(NULL, a->shm_len, PROT_READ | PROT_WRITE, MAP_SHARED, a->memfd, 0);
     if (base == MAP_FAILED) {
         _exit(121);
     }
@@ -456,8 +452,7 @@ int subiter_yield(subiter_gen *g, const void *data, size_t len)
     unsigned char *frame;
     int r;
 
-    if (!in_iteration(g) || g->reserved != NULL ||
-        (data == NULL && len > 0)) {
+    if (!in_iteration(g) || g->reserved != NULL || (data == NULL && len > 0)) {
         return -EINVAL;
     }
     r = item_reserve(g, len, &frame);

@@ -12,7 +12,8 @@
 
 #define ITEMS 5
 
-static int gen_items(subiter_gen *g, void *arg) {
+static int gen_items(subiter_gen *g, void *arg)
+{
     long i;
     int r;
 
@@ -25,14 +26,16 @@ static int gen_items(subiter_gen *g, void *arg) {
     return 0;
 }
 
-static int gen_fail(subiter_gen *g, void *arg) {
+static int gen_fail(subiter_gen *g, void *arg)
+{
     (void)arg;
     return subiter_fail(g, "failing on purpose");
 }
 
 /* Drain one iteration, retrying after -ENOMEM; returns the outcome and
  * counts the -ENOMEM seen. */
-static int drain(subiter *it, long *items, int *nomem) {
+static int drain(subiter *it, long *items, int *nomem)
+{
     subiter_item item;
     long v;
     int r;
@@ -56,7 +59,8 @@ static int drain(subiter *it, long *items, int *nomem) {
 
 /* Fail the n-th allocation of a whole open/iterate/close cycle, for every
  * n until a cycle makes fewer allocations than n. */
-static void chaos(subiter_iter_fn fn, int want_end, const char *name) {
+static void chaos(subiter_iter_fn fn, int want_end, const char *name)
+{
     subiter_opts o = tu_opts(0);
     unsigned long n, made;
     int sites = 0;
@@ -98,17 +102,20 @@ static void chaos(subiter_iter_fn fn, int want_end, const char *name) {
     ck_assert_int_ge(sites, 1);
 }
 
-START_TEST(test_alloc_each_failure_is_enomem) {
+START_TEST(test_alloc_each_failure_is_enomem)
+{
     chaos(gen_items, 0, "items");
 }
 END_TEST
 
-START_TEST(test_alloc_each_failure_is_enomem_on_eiter) {
+START_TEST(test_alloc_each_failure_is_enomem_on_eiter)
+{
     chaos(gen_fail, SUBITER_EITER, "failing generator");
 }
 END_TEST
 
-START_TEST(test_alloc_first_failure_leaves_out_null) {
+START_TEST(test_alloc_first_failure_leaves_out_null)
+{
     subiter *it = (subiter *)&it;
 
     (void)subiter__alloc_fail_at(1);
@@ -120,7 +127,8 @@ START_TEST(test_alloc_first_failure_leaves_out_null) {
 }
 END_TEST
 
-static Suite *alloc_suite(void) {
+static Suite *alloc_suite(void)
+{
     Suite *s = suite_create("alloc");
     TCase *tc = tcase_create("chaos");
 
@@ -132,6 +140,7 @@ static Suite *alloc_suite(void) {
     return s;
 }
 
-int main(void) {
+int main(void)
+{
     return tu_run(alloc_suite());
 }

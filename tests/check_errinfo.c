@@ -16,7 +16,8 @@
 
 static char counter_path[64];
 
-static void write_counter(const char *text) {
+static void write_counter(const char *text)
+{
     FILE *f = fopen(counter_path, "w");
 
     if (f != NULL) {
@@ -25,7 +26,8 @@ static void write_counter(const char *text) {
     }
 }
 
-static void make_counter(const char *text) {
+static void make_counter(const char *text)
+{
     int fd;
 
     snprintf(counter_path, sizeof counter_path, "/tmp/subiter-oomXXXXXX");
@@ -38,7 +40,8 @@ static void make_counter(const char *text) {
 /* arg: what the worker does after 3 items. */
 enum death { OOM_KILL, PLAIN_KILL, OOM_SEGV, EXIT_3, FAIL_EIO };
 
-static int gen_die(subiter_gen *g, void *arg) {
+static int gen_die(subiter_gen *g, void *arg)
+{
     enum death how = (enum death)(intptr_t)arg;
     long i;
     int r;
@@ -70,7 +73,8 @@ static int gen_die(subiter_gen *g, void *arg) {
 }
 
 /* Run one iteration of gen_die to its end; returns next's outcome. */
-static int run(enum death how, subiter **out) {
+static int run(enum death how, subiter **out)
+{
     subiter_opts o = tu_opts(0);
     subiter_item item;
     int r;
@@ -82,7 +86,8 @@ static int run(enum death how, subiter **out) {
     return r;
 }
 
-START_TEST(test_errinfo_oom_kill_is_named) {
+START_TEST(test_errinfo_oom_kill_is_named)
+{
     struct tu_snapshot snap;
     subiter_errinfo ei = SUBITER_ERRINFO_INIT;
     subiter *it;
@@ -108,7 +113,8 @@ START_TEST(test_errinfo_oom_kill_is_named) {
 END_TEST
 
 /* cgroup v2's memory.events has an "oom" line too: only oom_kill counts. */
-START_TEST(test_errinfo_oom_v2_format) {
+START_TEST(test_errinfo_oom_v2_format)
+{
     struct tu_snapshot snap;
     subiter_errinfo ei = SUBITER_ERRINFO_INIT;
     subiter *it;
@@ -126,7 +132,8 @@ START_TEST(test_errinfo_oom_v2_format) {
 }
 END_TEST
 
-START_TEST(test_errinfo_no_oom_without_counter_rise) {
+START_TEST(test_errinfo_no_oom_without_counter_rise)
+{
     struct tu_snapshot snap;
     subiter_errinfo ei = SUBITER_ERRINFO_INIT;
     subiter *it;
@@ -146,7 +153,8 @@ START_TEST(test_errinfo_no_oom_without_counter_rise) {
 }
 END_TEST
 
-START_TEST(test_errinfo_no_oom_for_other_signals) {
+START_TEST(test_errinfo_no_oom_for_other_signals)
+{
     struct tu_snapshot snap;
     subiter_errinfo ei = SUBITER_ERRINFO_INIT;
     subiter *it;
@@ -168,7 +176,8 @@ START_TEST(test_errinfo_no_oom_for_other_signals) {
 END_TEST
 
 /* No readable counter: say nothing rather than guess. */
-START_TEST(test_errinfo_no_oom_when_unreadable) {
+START_TEST(test_errinfo_no_oom_when_unreadable)
+{
     struct tu_snapshot snap;
     subiter_errinfo ei = SUBITER_ERRINFO_INIT;
     subiter *it;
@@ -185,7 +194,8 @@ START_TEST(test_errinfo_no_oom_when_unreadable) {
 }
 END_TEST
 
-START_TEST(test_errinfo_exit_status) {
+START_TEST(test_errinfo_exit_status)
+{
     struct tu_snapshot snap;
     subiter_errinfo ei = SUBITER_ERRINFO_INIT;
     subiter *it;
@@ -205,7 +215,8 @@ START_TEST(test_errinfo_exit_status) {
 }
 END_TEST
 
-START_TEST(test_errinfo_generator_errnum) {
+START_TEST(test_errinfo_generator_errnum)
+{
     struct tu_snapshot snap;
     subiter_errinfo ei = SUBITER_ERRINFO_INIT;
     subiter *it;
@@ -227,7 +238,8 @@ START_TEST(test_errinfo_generator_errnum) {
 }
 END_TEST
 
-START_TEST(test_errinfo_misuse) {
+START_TEST(test_errinfo_misuse)
+{
     subiter_errinfo ei = SUBITER_ERRINFO_INIT;
     subiter *it;
 
@@ -246,7 +258,8 @@ END_TEST
 
 /* Core dumps are off on these machines: check the wording on an injected
  * wait status instead. */
-START_TEST(test_errinfo_core_dump_wording) {
+START_TEST(test_errinfo_core_dump_wording)
+{
     struct subiter__proc p;
     char buf[128];
 
@@ -266,7 +279,8 @@ START_TEST(test_errinfo_core_dump_wording) {
 }
 END_TEST
 
-static Suite *errinfo_suite(void) {
+static Suite *errinfo_suite(void)
+{
     Suite *s = suite_create("errinfo");
     TCase *tc = tcase_create("errinfo");
 
@@ -284,6 +298,7 @@ static Suite *errinfo_suite(void) {
     return s;
 }
 
-int main(void) {
+int main(void)
+{
     return tu_run(errinfo_suite());
 }

@@ -37,7 +37,8 @@ struct raw {
     uint32_t size, tail, off;
 };
 
-static struct raw raw_ring(struct subiter__shm *shm) {
+static struct raw raw_ring(struct subiter__shm *shm)
+{
     struct raw w;
 
     w.data = (unsigned char *)shm + shm->hdr_bytes + shm->cmd_bytes;
@@ -49,7 +50,8 @@ static struct raw raw_ring(struct subiter__shm *shm) {
 
 /* Write a raw record at the tail and publish `publish` bytes of it. */
 static void put_record(struct subiter__shm *shm, uint32_t len, uint32_t kind,
-                       const void *frame, uint32_t publish) {
+                       const void *frame, uint32_t publish)
+{
     struct raw w = raw_ring(shm);
     uint32_t hdr[2] = {len, kind};
 
@@ -60,7 +62,8 @@ static void put_record(struct subiter__shm *shm, uint32_t len, uint32_t kind,
     atomic_store(&shm->item_tail, w.tail + publish);
 }
 
-static void scribble(subiter_gen *g, enum scribble how) {
+static void scribble(subiter_gen *g, enum scribble how)
+{
     struct subiter__shm *shm = subiter__gen_shm(g);
     static const unsigned char garbage[16] = {
         0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
@@ -106,7 +109,8 @@ static void scribble(subiter_gen *g, enum scribble how) {
 /* Yield two good items, scribble, then either stay alive (the parent must
  * kill it) or exit (the parent must still report EPROTO, not ECHILD, since
  * the bad record was published before the death). */
-static int gen_hostile(subiter_gen *g, void *arg) {
+static int gen_hostile(subiter_gen *g, void *arg)
+{
     long how = (long)(intptr_t)arg;
     long i;
 
@@ -132,7 +136,8 @@ static int gen_hostile(subiter_gen *g, void *arg) {
 }
 
 /* A worker whose first status is an item: the init handshake is broken. */
-static int init_hostile(subiter_gen *g, void *arg) {
+static int init_hostile(subiter_gen *g, void *arg)
+{
     struct subiter__shm *shm = subiter__gen_shm(g);
     static const unsigned char item[8] = {0x08, 0x05, 0x1a, 0x80,
                                           0x80, 0x80, 0x80, 0x00};
@@ -146,13 +151,15 @@ static int init_hostile(subiter_gen *g, void *arg) {
     return 0;
 }
 
-static int gen_none(subiter_gen *g, void *arg) {
+static int gen_none(subiter_gen *g, void *arg)
+{
     (void)g;
     (void)arg;
     return 0;
 }
 
-static void expect_eproto(long how) {
+static void expect_eproto(long how)
+{
     struct tu_snapshot snap;
     subiter_opts o = tu_opts(10000);
     subiter_item item;
@@ -183,17 +190,20 @@ static void expect_eproto(long how) {
     tu_assert_clean(&snap);
 }
 
-START_TEST(test_hostile_scribble_alive) {
+START_TEST(test_hostile_scribble_alive)
+{
     expect_eproto(_i);
 }
 END_TEST
 
-START_TEST(test_hostile_scribble_then_exit) {
+START_TEST(test_hostile_scribble_then_exit)
+{
     expect_eproto(N_SCRIBBLES + _i);
 }
 END_TEST
 
-START_TEST(test_hostile_item_during_init) {
+START_TEST(test_hostile_item_during_init)
+{
     struct tu_snapshot snap;
     subiter_opts o = tu_opts(10000);
     subiter *it;
@@ -209,7 +219,8 @@ END_TEST
 
 /* Scribbling over the header's sizes changes nothing: the parent keeps
  * its own copies, taken before the fork. */
-static int gen_header(subiter_gen *g, void *arg) {
+static int gen_header(subiter_gen *g, void *arg)
+{
     struct subiter__shm *shm = subiter__gen_shm(g);
     long i;
     int r;
@@ -230,7 +241,8 @@ static int gen_header(subiter_gen *g, void *arg) {
     return 0;
 }
 
-START_TEST(test_hostile_header_scribble_is_ignored) {
+START_TEST(test_hostile_header_scribble_is_ignored)
+{
     struct tu_snapshot snap;
     subiter_opts o = tu_opts(10000);
     subiter_item item;
@@ -251,7 +263,8 @@ START_TEST(test_hostile_header_scribble_is_ignored) {
 }
 END_TEST
 
-static Suite *hostile_suite(void) {
+static Suite *hostile_suite(void)
+{
     Suite *s = suite_create("hostile");
     TCase *tc = tcase_create("scribble");
 
@@ -264,6 +277,7 @@ static Suite *hostile_suite(void) {
     return s;
 }
 
-int main(void) {
+int main(void)
+{
     return tu_run(hostile_suite());
 }
