@@ -230,8 +230,11 @@ SUBITER_API int subiter_stop(subiter *it);
  * Sends ABORT, waits grace_ms, sends SIGTERM, waits grace_ms, sends SIGKILL,
  * then reaps. Takes at most about 2 x grace_ms.
  *
- * @return 0 when the worker exited with status 0 on ABORT.
- * @retval SUBITER_ECHILD    it had died before, or exited otherwise.
+ * @return 0 when the worker exited with status 0 on ABORT (or by itself
+ *         after its initializer failed), and when there never was one.
+ * @retval SUBITER_ECHILD    it had died before (a call returned
+ *                           SUBITER_ECHILD, ETIMEDOUT or EPROTO), or it
+ *                           exited otherwise.
  * @retval SUBITER_ETIMEDOUT it had to be signalled.
  */
 SUBITER_API int subiter_close(subiter *it);

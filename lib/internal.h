@@ -228,6 +228,8 @@ SUBITER__HIDDEN int subiter__proc_wait(struct subiter__proc *p, int efd,
 /* Reap, blocking at most until deadline_ns (0: forever). 0 or -ETIMEDOUT. */
 SUBITER__HIDDEN int subiter__proc_reap(struct subiter__proc *p,
                                        int64_t deadline_ns);
+/* Send `sig` unless the child is reaped (never to a recycled pid). */
+SUBITER__HIDDEN void subiter__proc_signal(struct subiter__proc *p, int sig);
 /* Kill with SIGKILL (if not reaped) and reap. */
 SUBITER__HIDDEN void subiter__proc_kill(struct subiter__proc *p);
 /* Close the pidfd. */

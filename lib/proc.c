@@ -165,12 +165,29 @@ int subiter__proc_reap(struct subiter__proc *p, int64_t deadline_ns)
     return 0;
 }
 
-void subiter__proc_kill(struct subiter__proc *p)
+void subiter__proc_signal(struct subiter__proc *p, int sig)
 {
     if (p->pid <= 0 || p->reaped) {
         return;
     }
-    (void)kill(p->pid, SIGKILL);
+#ifdef SYS_pidfd_send_signal
+    /* Through the pidfd, a pid the kernel reaped behind our back (SIGCHLD
+     * ignored) and then gave to another process is never signalled. */
+    if (p->pidfd >= 0) {
+        (void)syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0);
+        return;
+    }
+#endif
+    /* Without a pidfd, only a zombie or a live child of ours is safe:
+     * proc_exited() says true for a pid that is no longer ours. */
+    if (!subiter__proc_exited(p)) {
+        (void)kill(p->pid, sig);
+    }
+}
+
+void subiter__proc_kill(struct subiter__proc *p)
+{
+    subiter__proc_signal(p, SIGKILL);
     (void)subiter__proc_reap(p, 0);
 }
 

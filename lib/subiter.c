@@ -49,6 +49,7 @@ struct subiter {
     int last_code; /* what subiter_get_errinfo() reports */
     int errnum;
     bool oom_suspected;
+    bool died; /* the worker died or was killed before close */
     char errmsg[ERRMSG_MAX];
 };
 
@@ -130,6 +131,7 @@ static int die(subiter *it, int code, const char *what)
     subiter__proc_kill(&it->proc);
     subiter__proc_describe(&it->proc, how, sizeof how);
     it->last_code = code;
+    it->died = true;
     if (what == NULL) {
         it->oom_suspected = it->proc.status_known &&
                             WIFSIGNALED(it->proc.wait_status) &&
@@ -626,7 +628,12 @@ int subiter_next(subiter *it, subiter_item *item)
             it->held_len = len;
             it->holding = true;
             consumed_one(it);
-            if (backlog_low(it)) {
+            /* The unfenced look may miss a worker that just went to
+             * sleep; need_wake stays set, and read_status() looks again,
+             * fenced, before the parent sleeps itself. */
+            if (atomic_load_explicit(&it->shm->child_sleeping,
+                                     memory_order_relaxed) &&
+                backlog_low(it)) {
                 wake_child(it);
             }
             item->data = st.item;
@@ -702,13 +709,16 @@ static int end_child(subiter *it)
     if (p->pid <= 0) {
         return 0;
     }
+    if (it->died) {
+        return SUBITER_ECHILD; /* ECHILD, ETIMEDOUT or EPROTO was returned */
+    }
     if (!p->reaped) {
         if (it->shm != NULL) {
             (void)push_command(it, SUBITER__CMD_ABORT, NULL, 0);
         }
         if (subiter__proc_reap(p, subiter__now_ns() + grace) < 0) {
             p->signalled = true;
-            (void)kill(p->pid, SIGTERM);
+            subiter__proc_signal(p, SIGTERM);
             if (subiter__proc_reap(p, subiter__now_ns() + grace) < 0) {
                 subiter__proc_kill(p);
             }
