@@ -192,7 +192,14 @@ static int read_status(subiter *it, struct subiter__status *st, uint32_t *len)
         deadline = subiter__now_ns() + (int64_t)it->timeout_ms * 1000000;
     }
     for (;;) {
+        uint32_t pos = it->items.pos;
+
         r = subiter__ring_peek(&it->items, &frame, len);
+        if (it->items.pos != pos) {
+            /* It skipped padding, giving room back: a worker waiting to
+             * write a record at the start needs to hear of it. */
+            it->need_wake = true;
+        }
         if (r < 0) {
             if (armed) {
                 atomic_store_explicit(&it->shm->parent_sleeping, 0,

@@ -207,7 +207,14 @@ static int reserve(subiter_gen *g, size_t frame_len, bool item,
             _exit(0);
         }
         if (!item || below_item_bound(g)) {
+            uint32_t pos = g->items.pos;
+
             r = subiter__ring_reserve(&g->items, frame_len, &p);
+            if (g->items.pos != pos) {
+                /* It published padding up to the wrap: the parent must
+                 * consume it before there is room at the start. */
+                wake_parent(g);
+            }
             if (r != -EAGAIN) {
                 break;
             }
