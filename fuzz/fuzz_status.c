@@ -35,6 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     memcpy(&h, data, 4);
     memcpy(&t, data + 4, 4);
+    h &= ~7u; /* the parent's own index is always 8-aligned */
     while (n * 2 <= size - 8 && n < (1u << 20)) {
         n *= 2;
     }

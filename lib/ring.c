@@ -24,9 +24,12 @@ void subiter__ring_init(struct subiter__ring *r, _Atomic uint32_t *head,
     r->data = data;
     r->size = size;
     r->mask = size - 1;
-    /* Each side owns one index and may start at any value (tests start
-     * near UINT32_MAX); the relaxed loads see the creator's stores, which
-     * fork() or a thread start ordered before. */
+    /* Each side owns one index and may start at any multiple of 8 (tests
+     * start near UINT32_MAX): records are 8-aligned, so the room before
+     * the end of the ring is always at least a record header. The relaxed
+     * loads see the creator's stores, which fork() or a thread start
+     * ordered before. */
+    assert(((producer ? *tail : *head) & 7u) == 0);
     if (producer) {
         r->pos = atomic_load_explicit(tail, memory_order_relaxed);
         r->cached = atomic_load_explicit(head, memory_order_relaxed);
