@@ -263,7 +263,12 @@ SUBITER__HIDDEN void subiter__shm_rings(struct subiter__shm *shm,
                                         bool parent);
 SUBITER__HIDDEN void subiter__futex_wake(_Atomic uint32_t *word);
 SUBITER__HIDDEN void subiter__futex_wait(_Atomic uint32_t *word, uint32_t val);
-SUBITER__HIDDEN void subiter__cpu_relax(void);
+/* Turns of subiter__spin() before a side goes to sleep (some tens of µs,
+ * sched_yield() included): waking a sleeper costs far more on these
+ * machines, and a side that sleeps every batch halves the throughput. */
+#define SUBITER__SPIN_LIMIT 1024u
+/* One turn of a spin-wait: a pause, or every 16th turn sched_yield(). */
+SUBITER__HIDDEN void subiter__spin(unsigned n);
 
 /* Test hooks: the worker's view of its own shared region (NULL outside),
  * and a wake-up of the parent after a test scribbled on it. */

@@ -19,7 +19,6 @@
 #define CMD_RING_BYTES (256u * 1024u)
 #define MIN_RING_BYTES (16u * 1024u)
 #define MAX_RING_BYTES (1u << 30)
-#define SPIN_LIMIT 256
 #define ERRMSG_MAX 4608
 
 enum state { ST_READY, ST_ITERATING, ST_ENDED, ST_DEAD };
@@ -221,9 +220,8 @@ static int read_status(subiter *it, struct subiter__status *st, uint32_t *len)
         if (it->need_wake) {
             wake_child(it);
         }
-        if (spins < SPIN_LIMIT) {
-            spins++;
-            subiter__cpu_relax();
+        if (spins < SUBITER__SPIN_LIMIT) {
+            subiter__spin(spins++);
             continue;
         }
         if (!armed) {

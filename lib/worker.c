@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,8 +19,6 @@
 
 #define GEN_MAGIC 0x67656e21u
 #define MSG_MAX 4096
-/* Polls of the other side's index before going to sleep: a few µs. */
-#define SPIN_LIMIT 256
 
 enum phase { PHASE_NONE, PHASE_INIT, PHASE_ITER };
 
@@ -48,8 +47,15 @@ struct subiter_gen {
 
 /* ---- helpers shared with the parent ---- */
 
-void subiter__cpu_relax(void)
+void subiter__spin(unsigned n)
 {
+    /* Every 16th turn, give the CPU away: when both sides share one core
+     * (2-core machines, pinned or loaded), a pure busy-wait would burn the
+     * slice the other side needs to make the progress we wait for. */
+    if ((n & 15) == 15) {
+        (void)sched_yield();
+        return;
+    }
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
@@ -115,9 +121,8 @@ struct waiter {
 
 static void wait_step(subiter_gen *g, struct waiter *w)
 {
-    if (w->spins < SPIN_LIMIT) {
-        w->spins++;
-        subiter__cpu_relax();
+    if (w->spins < SUBITER__SPIN_LIMIT) {
+        subiter__spin(w->spins++);
         return;
     }
     if (!w->armed) {
