@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1361,6 +1362,114 @@ START_TEST(test_proc_fds_cloexec_no_shm)
 }
 END_TEST
 
+/* ---- signals: EINTR everywhere, and no handler of our own ---- */
+
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    alarms++;
+}
+
+/* Items that come slowly, so the parent sleeps in poll() between them. */
+static int gen_slow_items(subiter_gen *g, void *arg)
+{
+    long i;
+    int r;
+
+    (void)arg;
+    for (i = 0; i < 40; i++) {
+        usleep(2000);
+        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
+            return r;
+        }
+    }
+    return 0;
+}
+
+/*
+ * A SIGALRM every millisecond, with a handler installed without
+ * SA_RESTART: every wait of the library is interrupted again and again,
+ * and must simply go on (open, next, stop, close).
+ */
+START_TEST(test_proc_eintr_storm)
+{
+    struct tu_snapshot snap;
+    struct sigaction sa, old;
+    struct itimerval tv = {{0, 1000}, {0, 1000}}, off = {{0, 0}, {0, 0}};
+    subiter_opts o = tu_opts(0);
+    subiter_item item;
+    subiter *it;
+    long n = 0, v;
+    int r;
+
+    tu_snapshot(&snap);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART */
+    ck_assert_int_eq(sigaction(SIGALRM, &sa, &old), 0);
+    ck_assert_int_eq(setitimer(ITIMER_REAL, &tv, NULL), 0);
+
+    ck_assert_int_eq(subiter_open(&it, gen_slow_items, NULL, &o), 0);
+    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
+    while ((r = subiter_next(it, &item)) == 1) {
+        memcpy(&v, item.data, sizeof v);
+        ck_assert_int_eq(v, n);
+        n++;
+    }
+    ck_assert_msg(r == 0, "%s: %s", subiter_errname(r), subiter_errmsg(it));
+    ck_assert_int_eq(n, 40);
+    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
+    ck_assert_int_eq(subiter_next(it, &item), 1);
+    ck_assert_int_eq(subiter_stop(it), 0);
+    ck_assert_int_eq(subiter_close(it), 0);
+
+    ck_assert_int_eq(setitimer(ITIMER_REAL, &off, NULL), 0);
+    ck_assert_int_eq(sigaction(SIGALRM, &old, NULL), 0);
+    ck_assert_int_gt(alarms, 10); /* the storm did happen */
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* The library installs no signal handler and leaves the mask alone. */
+START_TEST(test_proc_no_signal_handlers)
+{
+    struct tu_snapshot snap;
+    struct sigaction before[NSIG], after;
+    sigset_t mask0, mask1;
+    subiter_opts o = tu_opts(0);
+    subiter_item item;
+    subiter *it;
+    int sig;
+
+    tu_snapshot(&snap);
+    /* glibc refuses its own internal signals (32, 33): zero both sides. */
+    memset(before, 0, sizeof before);
+    for (sig = 1; sig < NSIG; sig++) {
+        (void)sigaction(sig, NULL, &before[sig]);
+    }
+    ck_assert_int_eq(sigprocmask(SIG_SETMASK, NULL, &mask0), 0);
+    ck_assert_int_eq(subiter_open(&it, gen_slow_items, NULL, &o), 0);
+    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
+    ck_assert_int_eq(subiter_next(it, &item), 1);
+    for (sig = 1; sig < NSIG; sig++) {
+        memset(&after, 0, sizeof after);
+        (void)sigaction(sig, NULL, &after);
+        ck_assert_msg(after.sa_handler == before[sig].sa_handler &&
+                          after.sa_flags == before[sig].sa_flags,
+                      "signal %d changed", sig);
+    }
+    ck_assert_int_eq(subiter_close(it), 0);
+    ck_assert_int_eq(sigprocmask(SIG_SETMASK, NULL, &mask1), 0);
+    for (sig = 1; sig < NSIG; sig++) {
+        ck_assert_int_eq(sigismember(&mask0, sig), sigismember(&mask1, sig));
+    }
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 static Suite *proc_suite(void)
 {
     Suite *s = suite_create("proc");
@@ -1412,6 +1521,8 @@ static Suite *proc_suite(void)
     tcase_add_test(env, test_proc_sigchld_ignored);
     tcase_add_test(env, test_proc_foreign_child_untouched);
     tcase_add_test(env, test_proc_fds_cloexec_no_shm);
+    tcase_add_test(env, test_proc_eintr_storm);
+    tcase_add_test(env, test_proc_no_signal_handlers);
     suite_add_tcase(s, env);
     return s;
 }
