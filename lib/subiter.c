@@ -444,8 +444,8 @@ static int await_init(subiter *it)
             it->errnum = st.errnum;
             subiter__status_free(&st);
             subiter__ring_release(&it->items, len);
-            /* It exits by itself; reap it so close has nothing to do. */
-            (void)subiter__proc_reap(&it->proc, 0);
+            /* It exits by itself; subiter_close() reaps it, within
+             * grace_ms even if it does not. */
             return SUBITER_EINIT;
         }
         subiter__status_free(&st);
