@@ -5,7 +5,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -263,6 +265,86 @@ START_TEST(test_hostile_header_scribble_is_ignored)
 }
 END_TEST
 
+/* ---- isolation: what a worker can reach ---- */
+
+struct probe {
+    int own_maps;     /* library mappings the worker sees */
+    int truncate_err; /* errno of ftruncate() on its own ring, 0: it worked */
+    int seals;        /* F_GET_SEALS of it */
+    int done;
+};
+
+/* Opens its own ring through /proc/self/map_files (the memfd itself is
+ * closed) and tries to shrink it, which would make the parent die of
+ * SIGBUS if it worked. */
+static int gen_probe(subiter_gen *g, void *arg)
+{
+    struct probe *pr = arg;
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512], path[128];
+    unsigned long lo, hi;
+    int fd;
+
+    (void)g;
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+        if (strstr(line, "/memfd:subiter") == NULL) {
+            continue;
+        }
+        pr->own_maps++;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) != 2) {
+            continue;
+        }
+        snprintf(path, sizeof path, "/proc/self/map_files/%lx-%lx", lo, hi);
+        fd = open(path, O_RDWR);
+        if (fd < 0) {
+            pr->truncate_err = -errno;
+            continue;
+        }
+        pr->seals = fcntl(fd, F_GET_SEALS);
+        pr->truncate_err = ftruncate(fd, 4096) == 0 ? 0 : errno;
+        close(fd);
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    pr->done = 1;
+    return 0;
+}
+
+/*
+ * Sealed against resizing: a worker that gets hold of its ring cannot
+ * shrink it. And a worker opened after another does not map the other's
+ * ring (MADV_DONTFORK; each worker maps its own).
+ */
+START_TEST(test_hostile_ring_sealed_and_private)
+{
+    struct tu_snapshot snap;
+    subiter_opts o = tu_opts(10000);
+    struct probe *pr = tu_shared_new(sizeof *pr);
+    subiter_item item;
+    subiter *first, *second;
+
+    tu_snapshot(&snap);
+    ck_assert_int_eq(subiter_open(&first, gen_header, NULL, &o), 0);
+    ck_assert_int_eq(subiter_open(&second, gen_probe, pr, &o), 0);
+    ck_assert_int_eq(subiter_start(second, NULL, 0), 0);
+    ck_assert_int_eq(subiter_next(second, &item), 0);
+    ck_assert_int_eq(pr->done, 1);
+    ck_assert_int_eq(pr->own_maps, 1);
+    if (pr->truncate_err >= 0) {
+        /* map_files was readable (root, or our own process). */
+        ck_assert_int_eq(pr->truncate_err, EPERM);
+        ck_assert_int_eq(pr->seals & (F_SEAL_SHRINK | F_SEAL_GROW),
+                         F_SEAL_SHRINK | F_SEAL_GROW);
+        ck_assert(pr->seals & F_SEAL_SEAL);
+    }
+    ck_assert_int_eq(subiter_close(second), 0);
+    ck_assert_int_eq(subiter_close(first), 0);
+    tu_shared_free(pr, sizeof *pr);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 static Suite *hostile_suite(void)
 {
     Suite *s = suite_create("hostile");
@@ -273,6 +355,7 @@ static Suite *hostile_suite(void)
     tcase_add_loop_test(tc, test_hostile_scribble_then_exit, 0, N_SCRIBBLES);
     tcase_add_test(tc, test_hostile_item_during_init);
     tcase_add_test(tc, test_hostile_header_scribble_is_ignored);
+    tcase_add_test(tc, test_hostile_ring_sealed_and_private);
     suite_add_tcase(s, tc);
     return s;
 }
