@@ -16,6 +16,13 @@
  * worker's own getrusage(RUSAGE_SELF) over it (workers outlive runs, so
  * RUSAGE_CHILDREN cannot split them), both means per run. MB is 10^6
  * bytes. BENCH_TRACE=1 in the environment traces every run on stderr.
+ *
+ * bench=death times a worker's death (SIGKILL from a thread of the
+ * parent, or its own SIGSEGV, while the parent sleeps in subiter_next();
+ * SIGKILL while it is blocked on a full ring) to subiter_next()'s
+ * SUBITER_ECHILD; bench=parent_death times the SIGKILL of a worker's
+ * parent to the worker's exit, in Stand By, in a generator and on a full
+ * ring. Both give min/median/max in microseconds.
  */
 #include "config.h"
 
@@ -23,6 +30,8 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -33,7 +42,9 @@
 #include <string.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -115,6 +126,8 @@ static struct {
     int lat_reps;
     double target_s; /* wall time one throughput run aims at */
     double idle_s;   /* how long the idle benches block */
+    int death_reps;  /* deaths per bench=death variant */
+    int pd_reps;     /* parent deaths per bench=parent_death state */
     const char *filter;
 } cfg;
 
@@ -1456,6 +1469,577 @@ static void bench_idle(double *consumer_frac, double *producer_frac)
     }
 }
 
+/* ---------------------------------------------------------------- death */
+
+/*
+ * bench=death: from a worker's death to subiter_next() returning
+ * SUBITER_ECHILD, with no timeout set. bench=parent_death: from the
+ * parent's SIGKILL to its worker's exit. Both first wait until the sides
+ * are asleep (the scheduler state in /proc is 'S'), so that the figure is
+ * the wake-up path, not a race with a process still on its way to sleep;
+ * seen_blocked counts the repetitions where that was seen.
+ */
+
+enum death_mode {
+    DEATH_SLEEP,   /* sleep in the generator without yielding */
+    DEATH_SEGV,    /* stamp the time, then raise(SIGSEGV) */
+    DEATH_FLOOD,   /* yield until the ring is full, forever */
+    DEATH_BASELINE /* no subiter: a forked child, a pidfd */
+};
+
+/* The generator's parameters; the worker reads its copy through `arg`. */
+struct death_gen {
+    enum death_mode mode;
+};
+
+/* A MAP_SHARED page between the bench, its middle processes and their
+ * workers, mapped before any of them is forked. */
+struct death_share {
+    _Atomic int64_t stamp_ns; /* DEATH_SEGV: the time right before raise() */
+    _Atomic int blocked;      /* DEATH_SEGV: the parent was seen asleep */
+    _Atomic int ready;        /* parent_death: 1 ready, -1 failed */
+    _Atomic int worker;       /* parent_death: the worker's pid */
+    char err[256];            /* parent_death: the middle's failure */
+};
+
+/* What the killer thread needs and leaves. */
+struct killer {
+    pid_t worker;     /* whom to kill */
+    pid_t tid;        /* the parent's thread, in subiter_next() */
+    int64_t stamp_ns; /* taken right before kill() */
+    bool blocked;     /* both were seen asleep first */
+    int err;          /* kill()'s errno, or 0 */
+};
+
+static struct death_gen death_gen;
+static struct death_share *death_sh;
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts;
+
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+/* The scheduler state of thread `tid` of process `pid` ('R', 'S', ...),
+ * or 0 when it cannot be read. */
+static char thread_state(pid_t pid, pid_t tid)
+{
+    char path[64], buf[512], *p;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) {
+        return 0;
+    }
+    buf[n] = '\0';
+    /* pid (comm) state ...: comm may hold spaces and parentheses. */
+    p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* Wait up to limit_s until the thread sleeps; true once it was seen
+ * asleep. */
+static bool wait_asleep(pid_t pid, pid_t tid, double limit_s)
+{
+    double end = now_s() + limit_s;
+
+    while (thread_state(pid, tid) != 'S') {
+        if (now_s() > end) {
+            return false;
+        }
+        sleep_s(200e-6);
+    }
+    return true;
+}
+
+static int open_pidfd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    (void)pid;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+/* Wait for a child; its status, or -1 with errbuf set. */
+static int wait_status(pid_t pid, const char *what)
+{
+    int st;
+
+    while (waitpid(pid, &st, 0) < 0) {
+        if (errno != EINTR) {
+            set_error("%s: waitpid(%d): %s", what, (int)pid, strerror(errno));
+            return -1;
+        }
+    }
+    return st;
+}
+
+/* The death bench's generator, in the worker. */
+static int gen_death(subiter_gen *g, void *arg)
+{
+    const struct death_gen *c = arg;
+    double end;
+    int r;
+
+    switch (c->mode) {
+    case DEATH_SLEEP:
+        /* Long sleeps: the worker stays asleep until it is killed. */
+        end = now_s() + 30;
+        while (now_s() < end) {
+            sleep_s(1);
+        }
+        return subiter_fail(g, "not killed within 30 s");
+    case DEATH_SEGV:
+        /* No core: dumping one would be timed too (and left behind). */
+        (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        sleep_s(2e-3);
+        atomic_store(&death_sh->blocked,
+                     wait_asleep(getppid(), getppid(), 2.0) ? 1 : 0);
+        atomic_store(&death_sh->stamp_ns, now_ns());
+        raise(SIGSEGV);
+        return subiter_fail(g, "survived SIGSEGV");
+    case DEATH_FLOOD:
+        for (;;) {
+            if ((r = subiter_yield(g, hot, 8))) {
+                return r;
+            }
+        }
+    case DEATH_BASELINE:
+        break;
+    }
+    return subiter_fail(g, "bad mode");
+}
+
+/* The killer thread: once the parent's thread is asleep in subiter_next()
+ * and the worker asleep in its generator, SIGKILL the worker. */
+static void *killer_main(void *arg)
+{
+    struct killer *k = arg;
+
+    sleep_s(2e-3);
+    k->blocked = wait_asleep(k->worker, k->worker, 2.0);
+    k->blocked = wait_asleep(getpid(), k->tid, 2.0) && k->blocked;
+    k->stamp_ns = now_ns();
+    if (kill(k->worker, SIGKILL) < 0) {
+        k->err = errno;
+    }
+    return NULL;
+}
+
+/* One death: open a worker, let it die as `mode` says, time the return
+ * of SUBITER_ECHILD. Returns 0 and sets *delay_us and *blocked, or -1
+ * with errbuf set. */
+static int death_once(enum death_mode mode, double *delay_us, bool *blocked)
+{
+    subiter_opts o = SUBITER_OPTS_INIT;
+    subiter_errinfo ei = SUBITER_ERRINFO_INIT;
+    subiter *it = NULL;
+    subiter_item item;
+    struct killer k;
+    pthread_t th;
+    int64_t t0 = 0, t1 = 0;
+    int rc, want = mode == DEATH_SEGV ? SIGSEGV : SIGKILL, items = 0;
+
+    o.grace_ms = 100;
+    if (mode == DEATH_FLOOD) {
+        o.buffer_items = 1;
+    }
+    death_gen.mode = mode;
+    atomic_store(&death_sh->stamp_ns, 0);
+    atomic_store(&death_sh->blocked, 0);
+    fflush(NULL);
+    rc = subiter_open(&it, gen_death, &death_gen, &o);
+    if (rc == 0) {
+        rc = subiter_start(it, NULL, 0);
+    }
+    if (rc != 0) {
+        set_subiter_error("open/start", it, rc);
+        subiter_close(it);
+        return -1;
+    }
+    switch (mode) {
+    case DEATH_SLEEP:
+        memset(&k, 0, sizeof k);
+        k.worker = subiter_pid(it);
+        k.tid = (pid_t)syscall(SYS_gettid);
+        if ((rc = pthread_create(&th, NULL, killer_main, &k)) != 0) {
+            set_error("pthread_create: %s", strerror(rc));
+            subiter_close(it);
+            return -1;
+        }
+        rc = subiter_next(it, &item);
+        t1 = now_ns();
+        pthread_join(th, NULL);
+        if (k.err) {
+            set_error("kill: %s", strerror(k.err));
+            subiter_close(it);
+            return -1;
+        }
+        t0 = k.stamp_ns;
+        *blocked = k.blocked;
+        break;
+    case DEATH_SEGV:
+        rc = subiter_next(it, &item);
+        t1 = now_ns();
+        t0 = atomic_load(&death_sh->stamp_ns);
+        *blocked = atomic_load(&death_sh->blocked) == 1;
+        break;
+    case DEATH_FLOOD:
+        /* The parent does not consume: the worker fills the ring and
+         * sleeps on it. Then kill it and drain what it left. */
+        sleep_s(cfg.quick ? 0.02 : 0.05);
+        *blocked = wait_asleep(subiter_pid(it), subiter_pid(it), 2.0);
+        t0 = now_ns();
+        if (kill(subiter_pid(it), SIGKILL) < 0) {
+            set_error("kill: %s", strerror(errno));
+            subiter_close(it);
+            return -1;
+        }
+        while ((rc = subiter_next(it, &item)) > 0) {
+            items++;
+        }
+        t1 = now_ns();
+        if (rc == SUBITER_ECHILD && items == 0) {
+            set_error("no buffered item before SUBITER_ECHILD");
+            subiter_close(it);
+            return -1;
+        }
+        break;
+    case DEATH_BASELINE:
+        rc = -EINVAL; /* not a subiter death: death_baseline_once() */
+        break;
+    }
+    if (rc != SUBITER_ECHILD) {
+        set_error("subiter_next returned %s, not SUBITER_ECHILD: %s",
+                  subiter_errname(rc), subiter_errmsg(it));
+        subiter_close(it);
+        return -1;
+    }
+    if (subiter_get_errinfo(it, &ei) != 0 || ei.term_signal != want ||
+        t0 <= 0) {
+        set_error("worker ended otherwise (signal %d, stamp %" PRId64 "): %s",
+                  ei.term_signal, t0, subiter_errmsg(it));
+        subiter_close(it);
+        return -1;
+    }
+    (void)subiter_close(it); /* SUBITER_ECHILD: it died */
+    *delay_us = (double)(t1 - t0) * 1e-3;
+    return 0;
+}
+
+/* The baseline: the same death without subiter. A forked child of this
+ * process (as big as a worker) sleeps; SIGKILL it, wait on a pidfd, reap
+ * it. What subiter adds is the difference. */
+static int death_baseline_once(double *delay_us, bool *blocked)
+{
+    struct pollfd pfd;
+    int64_t t0, t1;
+    pid_t pid;
+    int s;
+
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0) {
+        set_error("fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        for (;;) {
+            pause();
+        }
+    }
+    pfd.fd = open_pidfd(pid);
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    if (pfd.fd < 0) {
+        set_error("pidfd_open: %s", strerror(errno));
+        (void)kill(pid, SIGKILL);
+        (void)wait_status(pid, "baseline");
+        return -1;
+    }
+    *blocked = wait_asleep(pid, pid, 2.0);
+    t0 = now_ns();
+    (void)kill(pid, SIGKILL);
+    while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
+    }
+    s = wait_status(pid, "baseline");
+    t1 = now_ns();
+    close(pfd.fd);
+    if (s < 0) {
+        return -1;
+    }
+    if (!WIFSIGNALED(s) || WTERMSIG(s) != SIGKILL) {
+        set_error("child ended with status 0x%x, not SIGKILL", (unsigned)s);
+        return -1;
+    }
+    *delay_us = (double)(t1 - t0) * 1e-3;
+    return 0;
+}
+
+static void print_delays(const char *label, double *v, int n, int blocked)
+{
+    double med = median(v, n); /* sorts v */
+
+    out("%s n=%d seen_blocked=%d delay_us_min=%.1f delay_us_med=%.1f "
+        "delay_us_max=%.1f",
+        label, n, blocked, v[0], med, v[n - 1]);
+}
+
+static void bench_death(void)
+{
+    static const struct {
+        enum death_mode mode;
+        const char *label;
+    } kinds[] = {
+        {DEATH_SLEEP, "bench=death signal=SIGKILL state=in_generator"},
+        {DEATH_SEGV, "bench=death signal=SIGSEGV state=in_generator"},
+        {DEATH_FLOOD, "bench=death signal=SIGKILL state=full_ring"},
+        {DEATH_BASELINE, "bench=death signal=SIGKILL baseline=fork_pidfd"},
+    };
+    double *v;
+    size_t k;
+    int i, blocked;
+
+    v = calloc((size_t)cfg.death_reps, sizeof *v);
+    if (!v) {
+        out("bench=death error=\"out of memory\"");
+        return;
+    }
+    for (k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        if (!selected(kinds[k].label)) {
+            continue;
+        }
+        progress(kinds[k].label);
+        watch(kinds[k].label);
+        blocked = 0;
+        for (i = 0; i < cfg.death_reps; i++) {
+            bool b = false;
+
+            if ((kinds[k].mode == DEATH_BASELINE
+                     ? death_baseline_once(&v[i], &b)
+                     : death_once(kinds[k].mode, &v[i], &b)) < 0) {
+                out("%s n=%d error=\"%s\"", kinds[k].label, i, errbuf);
+                break;
+            }
+            blocked += b;
+        }
+        alarm(0);
+        if (i == cfg.death_reps) {
+            print_delays(kinds[k].label, v, i, blocked);
+            n_done++;
+        }
+    }
+    free(v);
+}
+
+/* ---------------------------------------------------------- parent death */
+
+enum pd_state { PD_STAND_BY, PD_IN_GENERATOR, PD_FULL_RING };
+
+static const char *const pd_state_names[] = {"stand_by", "in_generator",
+                                             "full_ring"};
+
+static _Noreturn void pd_fail(const char *what, subiter *it, int rc)
+{
+    snprintf(death_sh->err, sizeof death_sh->err, "%s: %s: %s", what,
+             subiter_errname(rc), it ? subiter_errmsg(it) : "");
+    atomic_store(&death_sh->ready, -1);
+    _exit(1);
+}
+
+/* The middle process: the worker's parent, until the bench kills it. It
+ * puts its worker in `st`, waits until the worker sleeps there, then
+ * publishes the worker's pid and waits to be killed. */
+static _Noreturn void pd_middle(enum pd_state st)
+{
+    subiter_opts o = SUBITER_OPTS_INIT;
+    subiter *it = NULL;
+    pid_t w;
+    int rc;
+
+    /* Should the bench itself die, do not stay behind. */
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (st == PD_FULL_RING) {
+        o.buffer_items = 1;
+    }
+    death_gen.mode = st == PD_FULL_RING ? DEATH_FLOOD : DEATH_SLEEP;
+    rc = subiter_open(&it, gen_death, &death_gen, &o);
+    if (rc != 0) {
+        pd_fail("subiter_open", it, rc);
+    }
+    if (st != PD_STAND_BY && (rc = subiter_start(it, NULL, 0)) != 0) {
+        pd_fail("subiter_start", it, rc);
+    }
+    w = subiter_pid(it);
+    sleep_s(st == PD_FULL_RING ? 0.02 : 0.005);
+    if (!wait_asleep(w, w, 5.0)) {
+        pd_fail("the worker never slept", NULL, 0);
+    }
+    atomic_store(&death_sh->worker, (int)w);
+    atomic_store(&death_sh->ready, 1);
+    for (;;) {
+        pause();
+    }
+}
+
+/* One parent death in state `st`: returns 0 and sets *delay_us, or -1
+ * with errbuf set. */
+static int parent_death_once(enum pd_state st, double *delay_us)
+{
+    struct pollfd pfd;
+    pid_t mid, w;
+    double end;
+    int64_t t0, t1;
+    int pidfd, s, ready = 0;
+
+    atomic_store(&death_sh->ready, 0);
+    atomic_store(&death_sh->worker, 0);
+    death_sh->err[0] = '\0';
+    fflush(NULL);
+    mid = fork();
+    if (mid < 0) {
+        set_error("fork: %s", strerror(errno));
+        return -1;
+    }
+    if (mid == 0) {
+        pd_middle(st);
+    }
+    end = now_s() + 10;
+    while (now_s() < end && (ready = atomic_load(&death_sh->ready)) == 0) {
+        sleep_s(500e-6);
+    }
+    if (ready != 1) {
+        set_error("middle: %s",
+                  ready < 0 ? death_sh->err : "not ready in 10 s");
+        (void)kill(mid, SIGKILL);
+        (void)wait_status(mid, "middle");
+        return -1;
+    }
+    w = (pid_t)atomic_load(&death_sh->worker);
+    /* Opened while the worker is the middle's child and alive: the fd
+     * names this process, whatever happens to the pid. */
+    pidfd = open_pidfd(w);
+
+    t0 = now_ns();
+    (void)kill(mid, SIGKILL);
+    if ((s = wait_status(mid, "middle")) < 0) {
+        goto fail;
+    }
+    /* The middle is reaped, so its worker is ours now (we are a
+     * subreaper). The pidfd bounds the wait should it never die. */
+    if (pidfd >= 0) {
+        pfd.fd = pidfd;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        while (poll(&pfd, 1, 5000) < 0 && errno == EINTR) {
+        }
+        if (pfd.revents == 0) {
+            set_error("worker %d alive 5 s after its parent's death", (int)w);
+            (void)kill(w, SIGKILL);
+            (void)wait_status(w, "worker");
+            goto fail;
+        }
+    }
+    if ((s = wait_status(w, "worker")) < 0) {
+        goto fail;
+    }
+    t1 = now_ns();
+    if (pidfd >= 0) {
+        close(pidfd);
+    }
+    if (!WIFSIGNALED(s) || WTERMSIG(s) != SIGKILL) {
+        set_error("worker %d ended with status 0x%x, not SIGKILL", (int)w,
+                  (unsigned)s);
+        return -1;
+    }
+    *delay_us = (double)(t1 - t0) * 1e-3;
+    return 0;
+
+fail:
+    if (pidfd >= 0) {
+        close(pidfd);
+    }
+    return -1;
+}
+
+static void bench_parent_death(void)
+{
+    char label[128];
+    double *v;
+    int prev = 0, st, i;
+    bool any = false;
+
+    for (st = PD_STAND_BY; st <= PD_FULL_RING; st++) {
+        snprintf(label, sizeof label, "bench=parent_death state=%s",
+                 pd_state_names[st]);
+        any = any || selected(label);
+    }
+    if (!any) {
+        return;
+    }
+    v = calloc((size_t)cfg.pd_reps, sizeof *v);
+    if (!v) {
+        out("bench=parent_death error=\"out of memory\"");
+        return;
+    }
+    /* Orphans come to us instead of init, so that we can wait for them. */
+    if (prctl(PR_GET_CHILD_SUBREAPER, &prev, 0, 0, 0) < 0 ||
+        prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
+        out("bench=parent_death error=\"prctl: %s\"", strerror(errno));
+        free(v);
+        return;
+    }
+    for (st = PD_STAND_BY; st <= PD_FULL_RING; st++) {
+        snprintf(label, sizeof label, "bench=parent_death state=%s",
+                 pd_state_names[st]);
+        if (!selected(label)) {
+            continue;
+        }
+        progress(label);
+        watch(label);
+        for (i = 0; i < cfg.pd_reps; i++) {
+            if (parent_death_once((enum pd_state)st, &v[i]) < 0) {
+                out("%s n=%d error=\"%s\"", label, i, errbuf);
+                break;
+            }
+        }
+        alarm(0);
+        if (i == cfg.pd_reps) {
+            double med = median(v, i);
+
+            out("%s n=%d delay_us_min=%.1f delay_us_med=%.1f "
+                "delay_us_max=%.1f",
+                label, i, v[0], med, v[i - 1]);
+            n_done++;
+        }
+    }
+    (void)prctl(PR_SET_CHILD_SUBREAPER, prev, 0, 0, 0);
+    free(v);
+}
+
 /* --------------------------------------------------------------- pinned */
 
 /* Throughput with both sides on one CPU (the worker inherits the mask),
@@ -1611,6 +2195,8 @@ static void usage(FILE *f)
           "                 the comma-separated TEXTs, e.g. "
           "--filter=impl=pipe,latency\n"
           "  --pin          only the pinned/unpinned comparison\n"
+          "  (e.g. --filter=bench=death,bench=parent_death: the death "
+          "delays)\n"
           "Output: one key=value line per measurement on stdout.\n",
           f);
 }
@@ -1664,6 +2250,8 @@ int main(int argc, char **argv)
     cfg.lat_reps = cfg.quick ? 30 : 200;
     cfg.target_s = cfg.quick ? 0.03 : 0.3;
     cfg.idle_s = cfg.quick ? 0.25 : 1.0;
+    cfg.death_reps = cfg.quick ? 30 : 100;
+    cfg.pd_reps = cfg.quick ? 10 : 20;
     cfg.tty = isatty(STDERR_FILENO);
 
     memset(&sa, 0, sizeof sa);
@@ -1678,7 +2266,9 @@ int main(int argc, char **argv)
     wbuf = malloc(MAX_ITEM + PB_SLACK);
     child_cpu_ns = mmap(NULL, sizeof *child_cpu_ns, PROT_READ | PROT_WRITE,
                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (child_cpu_ns == MAP_FAILED) {
+    death_sh = mmap(NULL, sizeof *death_sh, PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (child_cpu_ns == MAP_FAILED || death_sh == MAP_FAILED) {
         fprintf(stderr, "subiter-bench: mmap: %s\n", strerror(errno));
         return 1;
     }
@@ -1703,6 +2293,8 @@ int main(int argc, char **argv)
     bench_latency(&fork_med, &ofc_med);
     bench_pingpong();
     bench_idle(&idle_c, &idle_p);
+    bench_death();
+    bench_parent_death();
     bench_pinned(&pin_ratio);
     print_ratios(fork_med, ofc_med, pin_ratio, idle_c, idle_p);
 
