@@ -267,6 +267,8 @@ SUBITER__HIDDEN void subiter__futex_wait(_Atomic uint32_t *word, uint32_t val);
  * sched_yield() included): waking a sleeper costs far more on these
  * machines, and a side that sleeps every batch halves the throughput. */
 #define SUBITER__SPIN_LIMIT 1024u
+/* The first turns only pause (no sched_yield()). */
+#define SUBITER__SPIN_PAUSES 256u
 /* One turn of a spin-wait: a pause, or every 16th turn sched_yield(). */
 SUBITER__HIDDEN void subiter__spin(unsigned n);
 

@@ -49,10 +49,13 @@ struct subiter_gen {
 
 void subiter__spin(unsigned n)
 {
-    /* Every 16th turn, give the CPU away: when both sides share one core
-     * (2-core machines, pinned or loaded), a pure busy-wait would burn the
-     * slice the other side needs to make the progress we wait for. */
-    if ((n & 15) == 15) {
+    /* First a few µs of pure pauses: the other side, running on another
+     * core, usually moves within that, and a sched_yield() costs a
+     * syscall. Then every 16th turn gives the CPU away: when both sides
+     * share one core (2-core machines, pinned or loaded), a pure busy-wait
+     * would burn the slice the other side needs to make the progress we
+     * wait for. */
+    if (n >= SUBITER__SPIN_PAUSES && (n & 15) == 15) {
         (void)sched_yield();
         return;
     }
