@@ -14,16 +14,8 @@
 
 static int gen_items(subiter_gen *g, void *arg)
 {
-    long i;
-    int r;
-
     (void)arg;
-    for (i = 0; i < ITEMS; i++) {
-        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
-            return r;
-        }
-    }
-    return 0;
+    return tu_yield_count(g, ITEMS);
 }
 
 static int gen_fail(subiter_gen *g, void *arg)

@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -22,60 +21,27 @@
 
 /* ---- helpers ---- */
 
-/*
- * tu_opts() with a long grace: close() returns as soon as the worker obeys
- * ABORT, so the grace costs nothing unless something is wrong, and slow
- * runs (valgrind) need more than 200 ms to see a worker exit.
- */
-static subiter_opts api_opts(int timeout_ms)
-{
-    subiter_opts o = tu_opts(timeout_ms);
-
-    o.grace_ms = 5000;
-    return o;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts;
-
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static long item_long(const subiter_item *item)
-{
-    long v;
-
-    ck_assert_uint_eq(item->len, sizeof v);
-    memcpy(&v, item->data, sizeof v);
-    return v;
-}
-
-/* Read n items with the values from, from + 1, ... */
-static void expect_items(subiter *it, long from, long n)
-{
-    subiter_item item;
-    long i;
-
-    for (i = 0; i < n; i++) {
-        ck_assert_int_eq(subiter_next(it, &item), 1);
-        ck_assert_int_eq(item_long(&item), from + i);
-    }
-}
-
 /* Read n items 0 .. n-1, then the end (twice: it is sticky). */
 static void expect_count(subiter *it, long n)
 {
     subiter_item item;
 
-    expect_items(it, 0, n);
+    tu_expect_items(it, 0, n);
     ck_assert_int_eq(subiter_next(it, &item), 0);
     ck_assert_ptr_null(item.data);
     ck_assert_uint_eq(item.len, 0);
     ck_assert_int_eq(subiter_next(it, &item), 0);
+}
+
+/* Open tu_gen_count(n) with o, check one whole iteration, close. */
+static void run_count(const subiter_opts *o, long n)
+{
+    subiter *it;
+
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, (void *)n, o), 0);
+    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
+    expect_count(it, n);
+    ck_assert_int_eq(subiter_close(it), 0);
 }
 
 static unsigned char pattern(size_t i, unsigned seed)
@@ -109,25 +75,6 @@ static void expect_pattern(const subiter_item *item, size_t len, unsigned seed)
 
 /* ---- generators (run in the worker: no ck_assert here) ---- */
 
-/* Yields the longs 0 .. n-1; n is the input (a long) if any, else arg. */
-static int gen_count(subiter_gen *g, void *arg)
-{
-    long n = (long)(intptr_t)arg, i;
-    size_t len;
-    const void *in = subiter_input(g, &len);
-    int r;
-
-    if (in != NULL && len == sizeof n) {
-        memcpy(&n, in, sizeof n);
-    }
-    for (i = 0; i < n; i++) {
-        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
-            return r;
-        }
-    }
-    return 0;
-}
-
 /* Yields 0, 1, 2, ... until asked to stop. */
 static int gen_forever(subiter_gen *g, void *arg)
 {
@@ -156,18 +103,13 @@ static int init_count(subiter_gen *g, void *arg)
 static int gen_report_init(subiter_gen *g, void *arg)
 {
     _Atomic long *ctr = arg;
-    long v = atomic_load(&ctr[0]), i;
+    long v = atomic_load(&ctr[0]);
     int r;
 
     if ((r = subiter_yield(g, &v, sizeof v)) != 0) {
         return r;
     }
-    for (i = 0; i < 3; i++) {
-        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
-            return r;
-        }
-    }
-    return 0;
+    return tu_yield_count(g, 3);
 }
 
 #define INIT_FAIL_TEXT "cannot load model 'x.bin': 42% done, gave up"
@@ -285,7 +227,6 @@ static int gen_sized(subiter_gen *g, void *arg)
 static int gen_fail_at(subiter_gen *g, void *arg)
 {
     int k = -1, r;
-    long i;
     size_t len;
     const void *in = subiter_input(g, &len);
 
@@ -293,10 +234,8 @@ static int gen_fail_at(subiter_gen *g, void *arg)
     if (in != NULL && len == sizeof k) {
         memcpy(&k, in, sizeof k);
     }
-    for (i = 0; i < (k < 0 ? 10 : k); i++) {
-        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
-            return r;
-        }
+    if ((r = tu_yield_count(g, k < 0 ? 10 : k)) != 0) {
+        return r;
     }
     if (k < 0) {
         return 0;
@@ -307,13 +246,10 @@ static int gen_fail_at(subiter_gen *g, void *arg)
 /* Yields 2 items, then returns the (negative) code in arg. */
 static int gen_return_code(subiter_gen *g, void *arg)
 {
-    long i;
     int r;
 
-    for (i = 0; i < 2; i++) {
-        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
-            return r;
-        }
+    if ((r = tu_yield_count(g, 2)) != 0) {
+        return r;
     }
     return (int)(intptr_t)arg;
 }
@@ -449,13 +385,10 @@ static int gen_misuse(subiter_gen *g, void *arg)
 static int gen_die(subiter_gen *g, void *arg)
 {
     int how = (int)(intptr_t)arg;
-    long i;
     int r;
 
-    for (i = 0; i < 2; i++) {
-        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
-            return r;
-        }
+    if ((r = tu_yield_count(g, 2)) != 0) {
+        return r;
     }
     if (how == 0) {
         raise(SIGKILL);
@@ -463,31 +396,17 @@ static int gen_die(subiter_gen *g, void *arg)
     _exit(how);
 }
 
-/* Yields one item, then sleeps without yielding (sees no stop). */
-static int gen_sleepy(subiter_gen *g, void *arg)
-{
-    long i = 0;
-    int r;
-
-    (void)arg;
-    if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
-        return r;
-    }
-    sleep(30);
-    return 0;
-}
-
 /* ---- the basics ---- */
 
 START_TEST(test_api_items_in_order)
 {
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(0);
+    subiter_opts o = tu_opts_grace(0, TU_LONG_GRACE_MS);
     subiter *it;
     subiter_item item;
 
     tu_snapshot(&snap);
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)100L, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, (void *)100L, &o), 0);
     ck_assert_str_eq(subiter_errmsg(it), "");
     ck_assert_int_gt(subiter_pid(it), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
@@ -501,12 +420,12 @@ END_TEST
 START_TEST(test_api_next_before_start_is_einval)
 {
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(0);
+    subiter_opts o = tu_opts_grace(0, TU_LONG_GRACE_MS);
     subiter *it;
     subiter_item item = {&item, 7};
 
     tu_snapshot(&snap);
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)5L, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, (void *)5L, &o), 0);
     ck_assert_int_eq(subiter_next(it, &item), -EINVAL);
     ck_assert_ptr_null(item.data);
     ck_assert_uint_eq(item.len, 0);
@@ -525,13 +444,13 @@ END_TEST
 START_TEST(test_api_reiterate_same_worker)
 {
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it;
     pid_t pid;
     long i, n;
 
     tu_snapshot(&snap);
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)3L, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, (void *)3L, &o), 0);
     pid = subiter_pid(it);
     ck_assert_int_gt(pid, 0);
     for (i = 0; i < 200; i++) {
@@ -552,13 +471,9 @@ END_TEST
 START_TEST(test_api_opts_null_gives_defaults)
 {
     struct tu_snapshot snap;
-    subiter *it;
 
     tu_snapshot(&snap);
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)1000L, NULL), 0);
-    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    expect_count(it, 1000);
-    ck_assert_int_eq(subiter_close(it), 0);
+    run_count(NULL, 1000);
     tu_assert_clean(&snap);
 }
 END_TEST
@@ -569,7 +484,7 @@ START_TEST(test_api_init_runs_once)
 {
     struct tu_snapshot snap;
     void *page;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     _Atomic long *ctr;
     subiter *it;
     subiter_item item;
@@ -584,7 +499,7 @@ START_TEST(test_api_init_runs_once)
     for (i = 0; i < 5; i++) {
         ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
         ck_assert_int_eq(subiter_next(it, &item), 1);
-        ck_assert_int_eq(item_long(&item), 1);
+        ck_assert_int_eq(tu_item_long(&item), 1);
         expect_count(it, 3);
     }
     ck_assert_int_eq(atomic_load(&ctr[0]), 1);
@@ -598,7 +513,7 @@ START_TEST(test_api_init_failure)
 {
     struct tu_snapshot snap;
     void *page;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     _Atomic long *sh;
     subiter *it;
     subiter_item item;
@@ -609,7 +524,7 @@ START_TEST(test_api_init_failure)
     page = tu_shared_new(PAGE);
     sh = page;
     o.init = init_fail;
-    ck_assert_int_eq(subiter_open(&it, gen_count, page, &o), SUBITER_EINIT);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, page, &o), SUBITER_EINIT);
     ck_assert_ptr_nonnull(it);
     ck_assert_str_eq(subiter_errmsg(it), INIT_FAIL_TEXT);
     /* subiter_fail() returned SUBITER_EINIT in the initializer. */
@@ -631,13 +546,13 @@ END_TEST
 START_TEST(test_api_init_errno_without_message)
 {
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it;
     int r;
 
     tu_snapshot(&snap);
     o.init = init_enoent;
-    ck_assert_int_eq(subiter_open(&it, gen_count, NULL, &o), SUBITER_EINIT);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, NULL, &o), SUBITER_EINIT);
     ck_assert_str_eq(subiter_errmsg(it), subiter_strerror(-ENOENT));
     ck_assert_int_eq(subiter_start(it, NULL, 0), SUBITER_ECLOSED);
     r = subiter_close(it);
@@ -668,7 +583,7 @@ static void expect_echo(subiter *it, const void *in, size_t len)
 START_TEST(test_api_input_reaches_generator)
 {
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it;
     unsigned char *big;
 
@@ -707,7 +622,7 @@ START_TEST(test_api_input_null_in_initializer)
 {
     struct tu_snapshot snap;
     void *page;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     _Atomic long *sh;
     subiter *it;
 
@@ -715,7 +630,7 @@ START_TEST(test_api_input_null_in_initializer)
     page = tu_shared_new(PAGE);
     sh = page;
     o.init = init_probe;
-    ck_assert_int_eq(subiter_open(&it, gen_count, page, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, page, &o), 0);
     ck_assert_int_eq(atomic_load(&sh[6]), 1);
     ck_assert_int_eq(atomic_load(&sh[0]), 1);
     ck_assert_int_eq(atomic_load(&sh[1]), 0);
@@ -736,7 +651,7 @@ static void check_items_bound(unsigned k)
 {
     struct tu_snapshot snap;
     void *page;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     struct bound_arg a;
     subiter *it;
     subiter_item item;
@@ -758,9 +673,9 @@ static void check_items_bound(unsigned k)
      */
     t0 = tu_now_ms();
     while (atomic_load(&a.ctr[0]) < (long)k + 1 && tu_now_ms() - t0 < 5000) {
-        sleep_ms(1);
+        tu_sleep_ms(1);
     }
-    sleep_ms(20);
+    tu_sleep_ms(20);
     max_att = atomic_load(&a.ctr[0]);
     max_done = atomic_load(&a.ctr[1]);
     ck_assert_int_eq(max_att, (long)k + 1);
@@ -768,10 +683,10 @@ static void check_items_bound(unsigned k)
 
     for (consumed = 0; consumed < a.n;) {
         ck_assert_int_eq(subiter_next(it, &item), 1);
-        ck_assert_int_eq(item_long(&item), consumed);
+        ck_assert_int_eq(tu_item_long(&item), consumed);
         consumed++;
         if (consumed % 5 == 0) {
-            sleep_ms(2);
+            tu_sleep_ms(2);
         }
         att = atomic_load(&a.ctr[0]) - consumed;
         done = atomic_load(&a.ctr[1]) - consumed;
@@ -803,30 +718,39 @@ START_TEST(test_api_buffer_items_bound)
 }
 END_TEST
 
-START_TEST(test_api_buffer_bytes_bound)
+/* One iteration of gen_sized(a) under o, checked item by item and closed;
+ * sleeps 2 ms after every pause_every-th item (0: never). */
+static void check_sized(struct sized_arg *a, const subiter_opts *o,
+                        long pause_every)
 {
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(10000);
-    struct sized_arg a = {5 * 1024, 300, 0};
     subiter *it;
     subiter_item item;
     long i;
 
     tu_snapshot(&snap);
-    o.buffer_bytes = SMALL_RING;
-    o.buffer_items = 1000;
-    ck_assert_int_eq(subiter_open(&it, gen_sized, &a, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, gen_sized, a, o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    for (i = 0; i < a.n; i++) {
+    for (i = 0; i < a->n; i++) {
         ck_assert_int_eq(subiter_next(it, &item), 1);
-        expect_pattern(&item, a.len, (unsigned)i);
-        if (i % 50 == 0) {
-            sleep_ms(2);
+        expect_pattern(&item, a->len, (unsigned)i);
+        if (pause_every > 0 && i % pause_every == 0) {
+            tu_sleep_ms(2);
         }
     }
     ck_assert_int_eq(subiter_next(it, &item), 0);
     ck_assert_int_eq(subiter_close(it), 0);
     tu_assert_clean(&snap);
+}
+
+START_TEST(test_api_buffer_bytes_bound)
+{
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
+    struct sized_arg a = {5 * 1024, 300, 0};
+
+    o.buffer_bytes = SMALL_RING;
+    o.buffer_items = 1000;
+    check_sized(&a, &o, 50);
 }
 END_TEST
 
@@ -836,7 +760,7 @@ START_TEST(test_api_generator_failure)
 {
     static const int ks[] = {0, 1, 7, 100};
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it;
     subiter_item item = {&item, 3};
     char want[64];
@@ -847,7 +771,7 @@ START_TEST(test_api_generator_failure)
     ck_assert_int_eq(subiter_open(&it, gen_fail_at, NULL, &o), 0);
     pid = subiter_pid(it);
     ck_assert_int_eq(subiter_start(it, &k, sizeof k), 0);
-    expect_items(it, 0, k);
+    tu_expect_items(it, 0, k);
     ck_assert_int_eq(subiter_next(it, &item), SUBITER_EITER);
     ck_assert_ptr_null(item.data);
     snprintf(want, sizeof want, "record %d is bad: \"xyz\"", k);
@@ -862,7 +786,7 @@ START_TEST(test_api_generator_failure)
     expect_count(it, 10);
     /* And fails again, and again recovers. */
     ck_assert_int_eq(subiter_start(it, &k, sizeof k), 0);
-    expect_items(it, 0, k);
+    tu_expect_items(it, 0, k);
     ck_assert_int_eq(subiter_next(it, &item), SUBITER_EITER);
     ck_assert_str_eq(subiter_errmsg(it), want);
     ck_assert_int_eq(subiter_start(it, &none, sizeof none), 0);
@@ -876,7 +800,7 @@ END_TEST
 START_TEST(test_api_generator_emsgsize_names_sizes)
 {
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it;
     subiter_item item;
     char big[32], max[32];
@@ -903,7 +827,7 @@ END_TEST
 START_TEST(test_api_generator_errno_without_message)
 {
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it;
     subiter_item item;
 
@@ -911,12 +835,12 @@ START_TEST(test_api_generator_errno_without_message)
     ck_assert_int_eq(
         subiter_open(&it, gen_return_code, (void *)(intptr_t)-EIO, &o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    expect_items(it, 0, 2);
+    tu_expect_items(it, 0, 2);
     ck_assert_int_eq(subiter_next(it, &item), SUBITER_EITER);
     ck_assert_str_eq(subiter_errmsg(it), subiter_strerror(-EIO));
     /* A message from an earlier iteration does not stick to this one. */
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    expect_items(it, 0, 2);
+    tu_expect_items(it, 0, 2);
     ck_assert_int_eq(subiter_next(it, &item), SUBITER_EITER);
     ck_assert_str_eq(subiter_errmsg(it), subiter_strerror(-EIO));
     ck_assert_int_eq(subiter_close(it), 0);
@@ -929,17 +853,17 @@ END_TEST
 START_TEST(test_api_stop_midway_then_full_iteration)
 {
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it;
     subiter_item item;
     pid_t pid;
     long n = 1000;
 
     tu_snapshot(&snap);
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)n, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, (void *)n, &o), 0);
     pid = subiter_pid(it);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    expect_items(it, 0, 10);
+    tu_expect_items(it, 0, 10);
     ck_assert_int_eq(subiter_stop(it), 0);
     /* Ready after a stop: next gives 0, stop is a no-op. */
     ck_assert_int_eq(subiter_next(it, &item), 0);
@@ -962,12 +886,12 @@ END_TEST
 START_TEST(test_api_stop_when_ready_or_ended)
 {
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it;
     subiter_item item;
 
     tu_snapshot(&snap);
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)4L, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, (void *)4L, &o), 0);
     ck_assert_int_eq(subiter_stop(it), 0);
     ck_assert_int_eq(subiter_stop(it), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
@@ -985,7 +909,7 @@ END_TEST
 START_TEST(test_api_stop_blocked_generator_is_prompt)
 {
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it;
     subiter_item item;
     pid_t pid;
@@ -996,15 +920,15 @@ START_TEST(test_api_stop_blocked_generator_is_prompt)
     ck_assert_int_eq(subiter_open(&it, gen_forever, NULL, &o), 0);
     pid = subiter_pid(it);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    expect_items(it, 0, 1);
-    sleep_ms(50); /* the worker fills the buffer and sleeps */
+    tu_expect_items(it, 0, 1);
+    tu_sleep_ms(50); /* the worker fills the buffer and sleeps */
     t0 = tu_now_ms();
     ck_assert_int_eq(subiter_stop(it), 0);
     ck_assert_int_lt(tu_now_ms() - t0, 3000);
     ck_assert_int_eq(subiter_next(it, &item), 0);
     /* Still the same worker, ready for more. */
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    expect_items(it, 0, 50);
+    tu_expect_items(it, 0, 50);
     ck_assert_int_eq(subiter_stop(it), 0);
     ck_assert_int_eq(subiter_pid(it), pid);
     ck_assert_int_eq(subiter_close(it), 0);
@@ -1015,21 +939,21 @@ END_TEST
 START_TEST(test_api_start_while_iterating_is_einval)
 {
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it;
     subiter_item item;
     long n = 7;
 
     tu_snapshot(&snap);
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)100L, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, (void *)100L, &o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     /* Before the first item, and midway. */
     ck_assert_int_eq(subiter_start(it, NULL, 0), -EINVAL);
     ck_assert_str_ne(subiter_errmsg(it), "");
-    expect_items(it, 0, 10);
+    tu_expect_items(it, 0, 10);
     ck_assert_int_eq(subiter_start(it, &n, sizeof n), -EINVAL);
     ck_assert_int_eq(subiter_start(it, NULL, SUBITER_INPUT_MAX + 1), -EINVAL);
-    expect_items(it, 10, 90);
+    tu_expect_items(it, 10, 90);
     ck_assert_int_eq(subiter_next(it, &item), 0);
     ck_assert_int_eq(subiter_start(it, &n, sizeof n), 0);
     ck_assert_str_eq(subiter_errmsg(it), "");
@@ -1044,7 +968,7 @@ END_TEST
 START_TEST(test_api_zero_length_items)
 {
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it;
     subiter_item item;
     int i;
@@ -1064,24 +988,11 @@ END_TEST
 
 START_TEST(test_api_multi_mib_items)
 {
-    struct tu_snapshot snap;
-    subiter_opts o = api_opts(20000);
+    subiter_opts o = tu_opts_grace(20000, TU_LONG_GRACE_MS);
     struct sized_arg a = {(size_t)3 << 20, 4, _i};
-    subiter *it;
-    subiter_item item;
-    long i;
 
-    tu_snapshot(&snap);
     o.buffer_bytes = (size_t)4 << 20;
-    ck_assert_int_eq(subiter_open(&it, gen_sized, &a, &o), 0);
-    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    for (i = 0; i < a.n; i++) {
-        ck_assert_int_eq(subiter_next(it, &item), 1);
-        expect_pattern(&item, a.len, (unsigned)i);
-    }
-    ck_assert_int_eq(subiter_next(it, &item), 0);
-    ck_assert_int_eq(subiter_close(it), 0);
-    tu_assert_clean(&snap);
+    check_sized(&a, &o, 0);
 }
 END_TEST
 
@@ -1089,7 +1000,7 @@ START_TEST(test_api_max_size_item)
 {
     struct tu_snapshot snap;
     void *page;
-    subiter_opts o = api_opts(5000);
+    subiter_opts o = tu_opts_grace(5000, TU_LONG_GRACE_MS);
     struct max_arg a;
     subiter *it;
     subiter_item item;
@@ -1124,7 +1035,7 @@ START_TEST(test_api_reserve_commit)
 {
     struct tu_snapshot snap;
     void *page;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     _Atomic long *sh;
     subiter *it;
     subiter_item item;
@@ -1165,14 +1076,14 @@ END_TEST
 START_TEST(test_api_null_arguments)
 {
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it = NULL;
     subiter_item item = {&item, 9};
     void *buf = &buf;
     size_t len = 5;
 
     tu_snapshot(&snap);
-    ck_assert_int_eq(subiter_open(NULL, gen_count, NULL, &o), -EINVAL);
+    ck_assert_int_eq(subiter_open(NULL, tu_gen_count, NULL, &o), -EINVAL);
     ck_assert_int_eq(subiter_start(NULL, NULL, 0), -EINVAL);
     ck_assert_int_eq(subiter_start(NULL, "x", 1), -EINVAL);
     ck_assert_int_eq(subiter_next(NULL, &item), -EINVAL);
@@ -1204,11 +1115,11 @@ START_TEST(test_api_null_arguments)
     ck_assert_int_eq(subiter_close(it), 0);
 
     /* NULL item on a live handle: -EINVAL, and the handle goes on. */
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)20L, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, (void *)20L, &o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    expect_items(it, 0, 5);
+    tu_expect_items(it, 0, 5);
     ck_assert_int_eq(subiter_next(it, NULL), -EINVAL);
-    expect_items(it, 5, 15);
+    tu_expect_items(it, 5, 15);
     ck_assert_int_eq(subiter_next(it, NULL), -EINVAL);
     ck_assert_int_eq(subiter_next(it, &item), 0);
     ck_assert_int_eq(subiter_close(it), 0);
@@ -1220,7 +1131,7 @@ START_TEST(test_api_misuse_in_generator)
 {
     struct tu_snapshot snap;
     void *page;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     _Atomic long *sh;
     subiter *it;
     subiter_item item;
@@ -1247,7 +1158,7 @@ static void expect_bad_opts(const subiter_opts *o, int rc)
 {
     subiter *it = NULL;
 
-    ck_assert_int_eq(subiter_open(&it, gen_count, NULL, o), rc);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, NULL, o), rc);
     ck_assert_ptr_nonnull(it);
     ck_assert_str_ne(subiter_errmsg(it), "");
     ck_assert_int_eq(subiter_pid(it), 0);
@@ -1261,13 +1172,13 @@ START_TEST(test_api_opts_invalid)
     subiter_opts o;
 
     tu_snapshot(&snap);
-    o = api_opts(0);
+    o = tu_opts_grace(0, TU_LONG_GRACE_MS);
     o.size = sizeof o - 1;
     expect_bad_opts(&o, -EINVAL);
     o.size = 0;
     expect_bad_opts(&o, -EINVAL);
 
-    o = api_opts(0);
+    o = tu_opts_grace(0, TU_LONG_GRACE_MS);
     o.start_method = 7;
     expect_bad_opts(&o, -EINVAL);
     o.start_method = -1;
@@ -1277,11 +1188,11 @@ START_TEST(test_api_opts_invalid)
     o.start_method = SUBITER_SPAWN;
     expect_bad_opts(&o, -ENOTSUP);
 
-    o = api_opts(0);
+    o = tu_opts_grace(0, TU_LONG_GRACE_MS);
     o.grace_ms = -1;
     expect_bad_opts(&o, -EINVAL);
 
-    o = api_opts(0);
+    o = tu_opts_grace(0, TU_LONG_GRACE_MS);
     o.buffer_bytes = ((size_t)1 << 30) + 1;
     expect_bad_opts(&o, -EINVAL);
     tu_assert_clean(&snap);
@@ -1295,18 +1206,14 @@ START_TEST(test_api_opts_trailing_bytes)
         subiter_opts o;
         unsigned char future[24];
     } big;
-    subiter *it;
 
     tu_snapshot(&snap);
     memset(&big, 0, sizeof big);
-    big.o = api_opts(10000);
+    big.o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     big.o.size = sizeof big;
 
     /* Zero bytes past the known fields: accepted. */
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)3L, &big.o), 0);
-    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    expect_count(it, 3);
-    ck_assert_int_eq(subiter_close(it), 0);
+    run_count(&big.o, 3);
 
     /* Any non-zero one: -EINVAL. */
     big.future[sizeof big.future - 1] = 1;
@@ -1322,22 +1229,15 @@ START_TEST(test_api_opts_zero_means_default)
 {
     struct tu_snapshot snap;
     subiter_opts o;
-    subiter *it;
 
     tu_snapshot(&snap);
     memset(&o, 0, sizeof o);
     o.size = sizeof o;
     o.grace_ms = 200;
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)500L, &o), 0);
-    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    expect_count(it, 500);
-    ck_assert_int_eq(subiter_close(it), 0);
+    run_count(&o, 500);
     /* A negative timeout means none. */
     o.timeout_ms = -5;
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)5L, &o), 0);
-    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    expect_count(it, 5);
-    ck_assert_int_eq(subiter_close(it), 0);
+    run_count(&o, 5);
     tu_assert_clean(&snap);
 }
 END_TEST
@@ -1347,7 +1247,7 @@ END_TEST
 static void check_dead_after_echild(int how, const char *cause)
 {
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it;
     subiter_item item = {&item, 1};
     char msg[512];
@@ -1358,7 +1258,7 @@ static void check_dead_after_echild(int how, const char *cause)
     pid = subiter_pid(it);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     ck_assert_str_eq(subiter_errmsg(it), "");
-    expect_items(it, 0, 2);
+    tu_expect_items(it, 0, 2);
     ck_assert_int_eq(subiter_next(it, &item), SUBITER_ECHILD);
     snprintf(msg, sizeof msg, "%s", subiter_errmsg(it));
     ck_assert_msg(strstr(msg, cause) != NULL, "no \"%s\" in \"%s\"", cause,
@@ -1393,7 +1293,7 @@ END_TEST
 START_TEST(test_api_start_clears_errmsg)
 {
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it;
     subiter_item item;
     int k = 2;
@@ -1407,7 +1307,7 @@ START_TEST(test_api_start_clears_errmsg)
     ck_assert_int_eq(subiter_start(it, &k, sizeof k), 0);
     ck_assert_str_eq(subiter_errmsg(it), "");
     /* After a generator failure. */
-    expect_items(it, 0, k);
+    tu_expect_items(it, 0, k);
     ck_assert_int_eq(subiter_next(it, &item), SUBITER_EITER);
     ck_assert_str_ne(subiter_errmsg(it), "");
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
@@ -1422,7 +1322,7 @@ END_TEST
 START_TEST(test_api_close_in_each_state)
 {
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it;
     subiter_item item;
     int64_t t0;
@@ -1434,28 +1334,25 @@ START_TEST(test_api_close_in_each_state)
     /* ready, after a stop */
     ck_assert_int_eq(subiter_open(&it, gen_forever, NULL, &o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    expect_items(it, 0, 3);
+    tu_expect_items(it, 0, 3);
     ck_assert_int_eq(subiter_stop(it), 0);
     ck_assert_int_eq(subiter_close(it), 0);
     /* iterating, worker blocked on a full ring, an item held */
     o.buffer_items = 4;
     ck_assert_int_eq(subiter_open(&it, gen_forever, NULL, &o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    expect_items(it, 0, 3);
-    sleep_ms(20);
+    tu_expect_items(it, 0, 3);
+    tu_sleep_ms(20);
     ck_assert_int_eq(subiter_close(it), 0);
     /* iterating, right after start */
     ck_assert_int_eq(subiter_open(&it, gen_forever, NULL, &o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     ck_assert_int_eq(subiter_close(it), 0);
     /* ended */
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)3L, &o), 0);
-    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    expect_count(it, 3);
-    ck_assert_int_eq(subiter_close(it), 0);
+    run_count(&o, 3);
     /* iterating, generator deaf to ABORT: signalled after the grace */
     o.grace_ms = 200;
-    ck_assert_int_eq(subiter_open(&it, gen_sleepy, NULL, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_hang, NULL, &o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     ck_assert_int_eq(subiter_next(it, &item), 1);
     t0 = tu_now_ms();
@@ -1468,21 +1365,21 @@ END_TEST
 START_TEST(test_api_timeout_not_counted_between_calls)
 {
     struct tu_snapshot snap;
-    subiter_opts o = api_opts(400);
+    subiter_opts o = tu_opts_grace(400, TU_LONG_GRACE_MS);
     subiter *it;
     subiter_item item;
     long i;
 
     tu_snapshot(&snap);
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)3L, &o), 0);
-    sleep_ms(600);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, (void *)3L, &o), 0);
+    tu_sleep_ms(600);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     for (i = 0; i < 3; i++) {
-        sleep_ms(600);
+        tu_sleep_ms(600);
         ck_assert_int_eq(subiter_next(it, &item), 1);
-        ck_assert_int_eq(item_long(&item), i);
+        ck_assert_int_eq(tu_item_long(&item), i);
     }
-    sleep_ms(600);
+    tu_sleep_ms(600);
     ck_assert_int_eq(subiter_next(it, &item), 0);
     ck_assert_int_eq(subiter_close(it), 0);
     tu_assert_clean(&snap);

@@ -43,13 +43,10 @@ enum death { OOM_KILL, PLAIN_KILL, OOM_SEGV, EXIT_3, FAIL_EIO };
 static int gen_die(subiter_gen *g, void *arg)
 {
     enum death how = (enum death)(intptr_t)arg;
-    long i;
     int r;
 
-    for (i = 0; i < 3; i++) {
-        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
-            return r;
-        }
+    if ((r = tu_yield_count(g, 3)) != 0) {
+        return r;
     }
     switch (how) {
     case OOM_KILL:
@@ -86,6 +83,33 @@ static int run(enum death how, subiter **out)
     return r;
 }
 
+/* With the OOM counter read from a file holding `counter` (NULL: from a
+ * path that does not exist), run gen_die(how) to a SUBITER_ECHILD. */
+static subiter *run_oom(const char *counter, enum death how)
+{
+    subiter *it;
+
+    if (counter != NULL) {
+        make_counter(counter);
+        subiter__oom_override(counter_path);
+    } else {
+        counter_path[0] = '\0';
+        subiter__oom_override("/nonexistent/memory.events");
+    }
+    ck_assert_int_eq(run(how, &it), SUBITER_ECHILD);
+    return it;
+}
+
+/* Close a handle of run_oom() and undo the counter. */
+static void end_oom(subiter *it)
+{
+    (void)subiter_close(it);
+    subiter__oom_override(NULL);
+    if (counter_path[0] != '\0') {
+        unlink(counter_path);
+    }
+}
+
 START_TEST(test_errinfo_oom_kill_is_named)
 {
     struct tu_snapshot snap;
@@ -93,9 +117,7 @@ START_TEST(test_errinfo_oom_kill_is_named)
     subiter *it;
 
     tu_snapshot(&snap);
-    make_counter("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n");
-    subiter__oom_override(counter_path);
-    ck_assert_int_eq(run(OOM_KILL, &it), SUBITER_ECHILD);
+    it = run_oom("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n", OOM_KILL);
     ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "OOM killer"));
     ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "signal 9 (SIGKILL)"));
     ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
@@ -105,9 +127,7 @@ START_TEST(test_errinfo_oom_kill_is_named)
     ck_assert_int_eq(ei.pid, subiter_pid(it));
     ck_assert_uint_eq(ei.iteration, 1);
     ck_assert_uint_eq(ei.items, 3);
-    (void)subiter_close(it);
-    subiter__oom_override(NULL);
-    unlink(counter_path);
+    end_oom(it);
     tu_assert_clean(&snap);
 }
 END_TEST
@@ -120,14 +140,10 @@ START_TEST(test_errinfo_oom_v2_format)
     subiter *it;
 
     tu_snapshot(&snap);
-    make_counter("low 0\nhigh 0\nmax 2\noom 9\noom_kill 3\n");
-    subiter__oom_override(counter_path);
-    ck_assert_int_eq(run(OOM_KILL, &it), SUBITER_ECHILD);
+    it = run_oom("low 0\nhigh 0\nmax 2\noom 9\noom_kill 3\n", OOM_KILL);
     ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
     ck_assert_int_eq(ei.oom_suspected, 1);
-    (void)subiter_close(it);
-    subiter__oom_override(NULL);
-    unlink(counter_path);
+    end_oom(it);
     tu_assert_clean(&snap);
 }
 END_TEST
@@ -139,16 +155,12 @@ START_TEST(test_errinfo_no_oom_without_counter_rise)
     subiter *it;
 
     tu_snapshot(&snap);
-    make_counter("oom_kill 3\n");
-    subiter__oom_override(counter_path);
-    ck_assert_int_eq(run(PLAIN_KILL, &it), SUBITER_ECHILD);
+    it = run_oom("oom_kill 3\n", PLAIN_KILL);
     ck_assert_ptr_null(strstr(subiter_errmsg(it), "OOM"));
     ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
     ck_assert_int_eq(ei.oom_suspected, 0);
     ck_assert_int_eq(ei.term_signal, SIGKILL);
-    (void)subiter_close(it);
-    subiter__oom_override(NULL);
-    unlink(counter_path);
+    end_oom(it);
     tu_assert_clean(&snap);
 }
 END_TEST
@@ -160,17 +172,13 @@ START_TEST(test_errinfo_no_oom_for_other_signals)
     subiter *it;
 
     tu_snapshot(&snap);
-    make_counter("oom_kill 3\n");
-    subiter__oom_override(counter_path);
-    ck_assert_int_eq(run(OOM_SEGV, &it), SUBITER_ECHILD);
+    it = run_oom("oom_kill 3\n", OOM_SEGV);
     ck_assert_ptr_null(strstr(subiter_errmsg(it), "OOM"));
     ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "signal 11 (SIGSEGV)"));
     ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
     ck_assert_int_eq(ei.oom_suspected, 0);
     ck_assert_int_eq(ei.term_signal, SIGSEGV);
-    (void)subiter_close(it);
-    subiter__oom_override(NULL);
-    unlink(counter_path);
+    end_oom(it);
     tu_assert_clean(&snap);
 }
 END_TEST
@@ -183,13 +191,11 @@ START_TEST(test_errinfo_no_oom_when_unreadable)
     subiter *it;
 
     tu_snapshot(&snap);
-    subiter__oom_override("/nonexistent/memory.events");
-    ck_assert_int_eq(run(PLAIN_KILL, &it), SUBITER_ECHILD);
+    it = run_oom(NULL, PLAIN_KILL);
     ck_assert_ptr_null(strstr(subiter_errmsg(it), "OOM"));
     ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
     ck_assert_int_eq(ei.oom_suspected, 0);
-    (void)subiter_close(it);
-    subiter__oom_override(NULL);
+    end_oom(it);
     tu_assert_clean(&snap);
 }
 END_TEST

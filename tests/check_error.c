@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -32,29 +31,6 @@ static const struct code codes[] = {
 };
 
 #define NCODES (sizeof codes / sizeof codes[0])
-
-/*
- * tu_opts() with a long grace: close() returns as soon as the worker obeys
- * ABORT, so the grace costs nothing unless something is wrong, and slow
- * runs (valgrind) need more than 200 ms to see a worker exit.
- */
-static subiter_opts error_opts(int timeout_ms)
-{
-    subiter_opts o = tu_opts(timeout_ms);
-
-    o.grace_ms = 5000;
-    return o;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts;
-
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
 
 /* ---- text and names ---- */
 
@@ -171,30 +147,10 @@ END_TEST
 
 /* ---- generators (run in the worker: no ck_assert here) ---- */
 
-static int gen_count(subiter_gen *g, void *arg)
-{
-    long n = (long)(intptr_t)arg, i;
-    int r;
-
-    for (i = 0; i < n; i++) {
-        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
-            return r;
-        }
-    }
-    return 0;
-}
-
 static int init_fail(subiter_gen *g, void *arg)
 {
     (void)arg;
     return subiter_fail(g, "no GPU %d found", 3);
-}
-
-static int init_die(subiter_gen *g, void *arg)
-{
-    (void)g;
-    (void)arg;
-    _exit(5);
 }
 
 static int init_hang(subiter_gen *g, void *arg)
@@ -207,45 +163,25 @@ static int init_hang(subiter_gen *g, void *arg)
 
 static int gen_fail(subiter_gen *g, void *arg)
 {
-    long i;
     int r;
 
     (void)arg;
-    for (i = 0; i < 4; i++) {
-        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
-            return r;
-        }
+    if ((r = tu_yield_count(g, 4)) != 0) {
+        return r;
     }
-    return subiter_fail(g, "bad row %ld", i);
+    return subiter_fail(g, "bad row %ld", 4L);
 }
 
 /* Yields 3 items, then segfaults. */
 static int gen_segv(subiter_gen *g, void *arg)
 {
-    long i;
     int r;
 
     (void)arg;
-    for (i = 0; i < 3; i++) {
-        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
-            return r;
-        }
-    }
-    raise(SIGSEGV);
-    return 0;
-}
-
-/* Yields 1 item, then hangs without yielding. */
-static int gen_hang(subiter_gen *g, void *arg)
-{
-    long i = 0;
-    int r;
-
-    (void)arg;
-    if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
+    if ((r = tu_yield_count(g, 3)) != 0) {
         return r;
     }
-    sleep(30);
+    raise(SIGSEGV);
     return 0;
 }
 
@@ -274,13 +210,13 @@ static int gen_corrupt(subiter_gen *g, void *arg)
 START_TEST(test_error_produces_einit)
 {
     struct tu_snapshot snap;
-    subiter_opts o = error_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it;
     int r;
 
     tu_snapshot(&snap);
     o.init = init_fail;
-    ck_assert_int_eq(subiter_open(&it, gen_count, NULL, &o), SUBITER_EINIT);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, NULL, &o), SUBITER_EINIT);
     ck_assert_str_eq(subiter_errmsg(it), "no GPU 3 found");
     ck_assert_int_gt(subiter_pid(it), 0);
     r = subiter_close(it);
@@ -292,7 +228,7 @@ END_TEST
 START_TEST(test_error_produces_eiter)
 {
     struct tu_snapshot snap;
-    subiter_opts o = error_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it;
     subiter_item item;
     long i, v;
@@ -316,17 +252,14 @@ START_TEST(test_error_produces_eiter)
 }
 END_TEST
 
-START_TEST(test_error_produces_echild_in_next)
+/* Opens gen_segv and reads up to its death: 3 items, then SUBITER_ECHILD. */
+static subiter *open_and_crash(void)
 {
-    struct tu_snapshot snap;
-    subiter_opts o = error_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it;
     subiter_item item;
-    const char *msg;
-    char pid[32];
     int i;
 
-    tu_snapshot(&snap);
     ck_assert_int_eq(subiter_open(&it, gen_segv, NULL, &o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     /* What it published before it died comes first. */
@@ -334,6 +267,18 @@ START_TEST(test_error_produces_echild_in_next)
         ck_assert_int_eq(subiter_next(it, &item), 1);
     }
     ck_assert_int_eq(subiter_next(it, &item), SUBITER_ECHILD);
+    return it;
+}
+
+START_TEST(test_error_produces_echild_in_next)
+{
+    struct tu_snapshot snap;
+    subiter *it;
+    const char *msg;
+    char pid[32];
+
+    tu_snapshot(&snap);
+    it = open_and_crash();
     msg = subiter_errmsg(it);
     snprintf(pid, sizeof pid, "%d", (int)subiter_pid(it));
     ck_assert_msg(strstr(msg, "SIGSEGV") != NULL, "no signal in \"%s\"", msg);
@@ -347,13 +292,13 @@ END_TEST
 START_TEST(test_error_produces_echild_in_open)
 {
     struct tu_snapshot snap;
-    subiter_opts o = error_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     subiter *it;
     subiter_item item;
 
     tu_snapshot(&snap);
-    o.init = init_die;
-    ck_assert_int_eq(subiter_open(&it, gen_count, NULL, &o), SUBITER_ECHILD);
+    o.init = tu_init_exit5;
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, NULL, &o), SUBITER_ECHILD);
     ck_assert_msg(strstr(subiter_errmsg(it), "status 5") != NULL,
                   "no exit status in \"%s\"", subiter_errmsg(it));
     ck_assert_int_eq(subiter_start(it, NULL, 0), SUBITER_ECLOSED);
@@ -366,14 +311,14 @@ END_TEST
 START_TEST(test_error_produces_etimedout_in_next)
 {
     struct tu_snapshot snap;
-    subiter_opts o = error_opts(300);
+    subiter_opts o = tu_opts_grace(300, TU_LONG_GRACE_MS);
     subiter *it;
     subiter_item item;
     int64_t t0;
     int r;
 
     tu_snapshot(&snap);
-    ck_assert_int_eq(subiter_open(&it, gen_hang, NULL, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_hang, NULL, &o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     ck_assert_int_eq(subiter_next(it, &item), 1);
     t0 = tu_now_ms();
@@ -396,13 +341,14 @@ END_TEST
 START_TEST(test_error_produces_etimedout_in_open)
 {
     struct tu_snapshot snap;
-    subiter_opts o = error_opts(300);
+    subiter_opts o = tu_opts_grace(300, TU_LONG_GRACE_MS);
     subiter *it;
     int r;
 
     tu_snapshot(&snap);
     o.init = init_hang;
-    ck_assert_int_eq(subiter_open(&it, gen_count, NULL, &o), SUBITER_ETIMEDOUT);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, NULL, &o),
+                     SUBITER_ETIMEDOUT);
     ck_assert_str_ne(subiter_errmsg(it), "");
     ck_assert_int_eq(subiter_start(it, NULL, 0), SUBITER_ECLOSED);
     r = subiter_close(it);
@@ -415,7 +361,7 @@ END_TEST
 START_TEST(test_error_produces_eproto)
 {
     struct tu_snapshot snap;
-    subiter_opts o = error_opts(10000);
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     _Atomic long *sh;
     void *page;
     subiter *it;
@@ -431,7 +377,7 @@ START_TEST(test_error_produces_eproto)
     /* Let the generator scribble before we look at the ring. */
     t0 = tu_now_ms();
     while (atomic_load(&sh[0]) == 0 && tu_now_ms() - t0 < 10000) {
-        sleep_ms(1);
+        tu_sleep_ms(1);
     }
     ck_assert_int_eq(atomic_load(&sh[0]), 1);
     ck_assert_int_eq(subiter_next(it, &item), SUBITER_EPROTO);
@@ -451,19 +397,13 @@ END_TEST
 START_TEST(test_error_produces_eclosed)
 {
     struct tu_snapshot snap;
-    subiter_opts o = error_opts(10000);
     subiter *it;
     subiter_item item;
     char msg[512];
     int i;
 
     tu_snapshot(&snap);
-    ck_assert_int_eq(subiter_open(&it, gen_segv, NULL, &o), 0);
-    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    for (i = 0; i < 3; i++) {
-        ck_assert_int_eq(subiter_next(it, &item), 1);
-    }
-    ck_assert_int_eq(subiter_next(it, &item), SUBITER_ECHILD);
+    it = open_and_crash();
     snprintf(msg, sizeof msg, "%s", subiter_errmsg(it));
     for (i = 0; i < 3; i++) {
         ck_assert_int_eq(subiter_next(it, &item), SUBITER_ECLOSED);

@@ -114,12 +114,9 @@ static void scribble(subiter_gen *g, enum scribble how)
 static int gen_hostile(subiter_gen *g, void *arg)
 {
     long how = (long)(intptr_t)arg;
-    long i;
 
-    for (i = 0; i < 2; i++) {
-        if (subiter_yield(g, &i, sizeof i) != 0) {
-            return 0;
-        }
+    if (tu_yield_count(g, 2) != 0) {
+        return 0;
     }
     /* Wait until the parent has taken both: a tail moved back to a place
      * the parent has not read yet would look like an empty ring, which is
@@ -224,8 +221,6 @@ END_TEST
 static int gen_header(subiter_gen *g, void *arg)
 {
     struct subiter__shm *shm = subiter__gen_shm(g);
-    long i;
-    int r;
 
     (void)arg;
     shm->magic = 0;
@@ -235,12 +230,7 @@ static int gen_header(subiter_gen *g, void *arg)
     shm->item_bytes = 3;
     shm->buffer_items = 0;
     atomic_store(&shm->items_published, 0xdeadbeefu);
-    for (i = 0; i < 100; i++) {
-        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
-            return r;
-        }
-    }
-    return 0;
+    return tu_yield_count(g, 100);
 }
 
 START_TEST(test_hostile_header_scribble_is_ignored)

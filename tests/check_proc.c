@@ -27,7 +27,8 @@
 #define GRACE_MS 200 /* what tu_opts() sets */
 /* Grace for cases where the worker must exit at once on ABORT: close then
  * returns as soon as it has, and the grace only decides when a slow exit
- * (valgrind, a loaded machine) would count as a hang. */
+ * (valgrind, a loaded machine) would count as a hang. Cases that need the
+ * grace to run out (a worker that ignores ABORT) use tu_opts() itself. */
 #define PROMPT_GRACE_MS 3000
 #define SLACK_MS 2000
 /* An inactivity timeout that must not fire while the worker starts (open
@@ -61,14 +62,6 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-}
-
 /* Wait until *flag >= want, at most WAIT_MS. */
 static bool wait_flag(_Atomic int *flag, int want)
 {
@@ -78,28 +71,9 @@ static bool wait_flag(_Atomic int *flag, int want)
         if (tu_now_ms() > end) {
             return false;
         }
-        sleep_ms(1);
+        tu_sleep_ms(1);
     }
     return true;
-}
-
-/* tu_opts() with PROMPT_GRACE_MS. Cases that need the grace to run out
- * (a worker that ignores ABORT) use tu_opts() itself. */
-static subiter_opts prompt_opts(int timeout_ms)
-{
-    subiter_opts o = tu_opts(timeout_ms);
-
-    o.grace_ms = PROMPT_GRACE_MS;
-    return o;
-}
-
-static long item_long(const subiter_item *item)
-{
-    long v;
-
-    ck_assert_uint_eq(item->len, sizeof v);
-    memcpy(&v, item->data, sizeof v);
-    return v;
 }
 
 static void assert_errmsg_has(const subiter *it, const char *what)
@@ -116,6 +90,17 @@ static void assert_gone(pid_t pid)
     int r = kill(pid, 0), e = errno;
 
     ck_assert_msg(r == -1 && e == ESRCH, "worker %d is still there", (int)pid);
+}
+
+/* SIGKILL the worker and wait until it is a zombie, without reaping it:
+ * the library must. */
+static void kill_to_zombie(pid_t pid)
+{
+    siginfo_t si;
+
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    memset(&si, 0, sizeof si);
+    ck_assert_int_eq(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
 }
 
 static void assert_dead_handle(subiter *it)
@@ -137,32 +122,12 @@ static int cmp_i64(const void *a, const void *b)
 
 /* ---- generators and initializers (they run in the worker: no ck_*) ---- */
 
-/* Yields 0..n-1; n is the input (a long) if any, else arg. */
-static int gen_count(subiter_gen *g, void *arg)
-{
-    long n = (long)(intptr_t)arg, i;
-    size_t len;
-    const void *in = subiter_input(g, &len);
-    int r;
-
-    if (in != NULL && len == sizeof n) {
-        memcpy(&n, in, sizeof n);
-    }
-    for (i = 0; i < n; i++) {
-        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
-            return r;
-        }
-    }
-    return 0;
-}
-
 /* Follows the struct plan given as input. */
 static int gen_plan(subiter_gen *g, void *arg)
 {
     struct plan p = {0, HOW_RETURN};
     size_t len;
     const void *in = subiter_input(g, &len);
-    long i;
     int r;
 
     (void)arg;
@@ -170,10 +135,8 @@ static int gen_plan(subiter_gen *g, void *arg)
         return subiter_fail(g, "no plan");
     }
     memcpy(&p, in, sizeof p);
-    for (i = 0; i < p.items; i++) {
-        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
-            return r;
-        }
+    if ((r = tu_yield_count(g, p.items)) != 0) {
+        return r;
     }
     switch (p.how) {
     case HOW_SEGV:
@@ -236,15 +199,23 @@ static int gen_stubborn(subiter_gen *g, void *arg)
     return 0;
 }
 
-/* One item every 20 ms for a second. */
-static int gen_slow(subiter_gen *g, void *arg)
+/* gen_paced()'s arg: n items, each after gap_ms of sleep. */
+struct pace {
+    long n;
+    int gap_ms;
+};
+
+static struct pace pace_slow = {50, 20}; /* one item every 20 ms for a second */
+
+/* Yields 0 .. n-1, sleeping gap_ms before each (arg: struct pace *). */
+static int gen_paced(subiter_gen *g, void *arg)
 {
+    const struct pace *p = arg;
     long i;
     int r;
 
-    (void)arg;
-    for (i = 0; i < 50; i++) {
-        sleep_ms(20);
+    for (i = 0; i < p->n; i++) {
+        tu_sleep_ms(p->gap_ms);
         if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
             return r;
         }
@@ -262,7 +233,7 @@ static int gen_sleepy(subiter_gen *g, void *arg)
     if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
         return r;
     }
-    sleep_ms(5000);
+    tu_sleep_ms(5000);
     i = 1;
     return subiter_yield(g, &i, sizeof i);
 }
@@ -285,15 +256,12 @@ static int gen_based(subiter_gen *g, void *arg)
 /* Sleeps 300 ms (so a foreign child exits meanwhile), yields 2, crashes. */
 static int gen_late_crash(subiter_gen *g, void *arg)
 {
-    long i;
     int r;
 
     (void)arg;
-    sleep_ms(300);
-    for (i = 0; i < 2; i++) {
-        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
-            return r;
-        }
+    tu_sleep_ms(300);
+    if ((r = tu_yield_count(g, 2)) != 0) {
+        return r;
     }
     raise(SIGSEGV);
     return 0;
@@ -305,13 +273,6 @@ static int init_sigkill(subiter_gen *g, void *arg)
     (void)arg;
     raise(SIGKILL);
     return 0;
-}
-
-static int init_exit5(subiter_gen *g, void *arg)
-{
-    (void)g;
-    (void)arg;
-    _exit(5);
 }
 
 static int init_hang(subiter_gen *g, void *arg)
@@ -330,28 +291,21 @@ static int init_hang(subiter_gen *g, void *arg)
  * `k` items (so errmsg must say "iteration 2"); returns the dead handle. */
 static subiter *die_in_iteration2(int k, int how)
 {
-    subiter_opts o = prompt_opts(0);
+    subiter_opts o = tu_opts_grace(0, PROMPT_GRACE_MS);
     struct plan p = {3, HOW_RETURN};
     subiter *it;
     subiter_item item;
     int64_t t0;
-    long i;
 
     ck_assert_int_eq(subiter_open(&it, gen_plan, NULL, &o), 0);
     ck_assert_int_eq(subiter_start(it, &p, sizeof p), 0);
-    for (i = 0; i < 3; i++) {
-        ck_assert_int_eq(subiter_next(it, &item), 1);
-        ck_assert_int_eq(item_long(&item), i);
-    }
+    tu_expect_items(it, 0, 3);
     ck_assert_int_eq(subiter_next(it, &item), 0);
 
     p.items = k;
     p.how = how;
     ck_assert_int_eq(subiter_start(it, &p, sizeof p), 0);
-    for (i = 0; i < k; i++) {
-        ck_assert_int_eq(subiter_next(it, &item), 1);
-        ck_assert_int_eq(item_long(&item), i);
-    }
+    tu_expect_items(it, 0, k);
     t0 = tu_now_ms();
     ck_assert_int_eq(subiter_next(it, &item), SUBITER_ECHILD);
     ck_assert_int_lt(tu_now_ms() - t0, SLACK_MS);
@@ -434,12 +388,12 @@ END_TEST
 START_TEST(test_proc_init_killed)
 {
     struct tu_snapshot snap;
-    subiter_opts o = prompt_opts(0);
+    subiter_opts o = tu_opts_grace(0, PROMPT_GRACE_MS);
     subiter *it;
 
     tu_snapshot(&snap);
     o.init = init_sigkill;
-    ck_assert_int_eq(subiter_open(&it, gen_count, NULL, &o), SUBITER_ECHILD);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, NULL, &o), SUBITER_ECHILD);
     ck_assert_ptr_nonnull(it);
     assert_errmsg_has(it, "signal 9 (SIGKILL)");
     assert_errmsg_has(it, "initializ");
@@ -454,12 +408,12 @@ END_TEST
 START_TEST(test_proc_init_exits)
 {
     struct tu_snapshot snap;
-    subiter_opts o = prompt_opts(0);
+    subiter_opts o = tu_opts_grace(0, PROMPT_GRACE_MS);
     subiter *it;
 
     tu_snapshot(&snap);
-    o.init = init_exit5;
-    ck_assert_int_eq(subiter_open(&it, gen_count, NULL, &o), SUBITER_ECHILD);
+    o.init = tu_init_exit5;
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, NULL, &o), SUBITER_ECHILD);
     ck_assert_ptr_nonnull(it);
     assert_errmsg_has(it, "status 5");
     assert_errmsg_has(it, "initializ");
@@ -473,20 +427,16 @@ END_TEST
 START_TEST(test_proc_killed_in_stand_by)
 {
     struct tu_snapshot snap;
-    subiter_opts o = prompt_opts(0);
+    subiter_opts o = tu_opts_grace(0, PROMPT_GRACE_MS);
     subiter *it;
     subiter_item item;
-    siginfo_t si;
     pid_t pid;
     int r;
 
     tu_snapshot(&snap);
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)10L, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, (void *)10L, &o), 0);
     pid = subiter_pid(it);
-    ck_assert_int_eq(kill(pid, SIGKILL), 0);
-    /* Wait for the zombie without reaping it: the library must. */
-    memset(&si, 0, sizeof si);
-    ck_assert_int_eq(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+    kill_to_zombie(pid);
     r = subiter_start(it, NULL, 0);
     ck_assert_msg(r == 0 || r == SUBITER_ECHILD, "start: %d", r);
     if (r == 0) {
@@ -505,19 +455,16 @@ END_TEST
 START_TEST(test_proc_killed_after_start)
 {
     struct tu_snapshot snap;
-    subiter_opts o = prompt_opts(0);
+    subiter_opts o = tu_opts_grace(0, PROMPT_GRACE_MS);
     subiter *it;
     subiter_item item;
-    siginfo_t si;
     pid_t pid;
 
     tu_snapshot(&snap);
     ck_assert_int_eq(subiter_open(&it, gen_pause, NULL, &o), 0);
     pid = subiter_pid(it);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    ck_assert_int_eq(kill(pid, SIGKILL), 0);
-    memset(&si, 0, sizeof si);
-    ck_assert_int_eq(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+    kill_to_zombie(pid);
     ck_assert_int_eq(subiter_next(it, &item), SUBITER_ECHILD);
     assert_errmsg_has(it, "signal 9 (SIGKILL)");
     assert_gone(pid);
@@ -539,7 +486,7 @@ static void *killer_main(void *arg)
 {
     struct killer *k = arg;
 
-    sleep_ms(k->delay_ms);
+    tu_sleep_ms(k->delay_ms);
     k->killed_at_us = now_us();
     (void)kill(k->pid, SIGKILL);
     return NULL;
@@ -550,7 +497,7 @@ static void *killer_main(void *arg)
 START_TEST(test_proc_killed_while_parent_waits)
 {
     struct tu_snapshot snap;
-    subiter_opts o = prompt_opts(0);
+    subiter_opts o = tu_opts_grace(0, PROMPT_GRACE_MS);
     subiter *it;
     subiter_item item;
     struct killer k;
@@ -592,7 +539,7 @@ END_TEST
 START_TEST(test_proc_killed_on_full_ring)
 {
     struct tu_snapshot snap;
-    subiter_opts o = prompt_opts(0);
+    subiter_opts o = tu_opts_grace(0, PROMPT_GRACE_MS);
     struct shared *sh;
     subiter *it;
     subiter_item item;
@@ -605,11 +552,11 @@ START_TEST(test_proc_killed_on_full_ring)
     pid = subiter_pid(it);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     ck_assert(wait_flag(&sh->count, 1));
-    sleep_ms(50); /* let it go to sleep waiting for room */
+    tu_sleep_ms(50); /* let it go to sleep waiting for room */
     ck_assert_int_eq(atomic_load(&sh->count), 1);
     ck_assert_int_eq(kill(pid, SIGKILL), 0);
     ck_assert_int_eq(subiter_next(it, &item), 1);
-    ck_assert_int_eq(item_long(&item), 0);
+    ck_assert_int_eq(tu_item_long(&item), 0);
     ck_assert_int_eq(subiter_next(it, &item), SUBITER_ECHILD);
     assert_errmsg_has(it, "signal 9 (SIGKILL)");
     assert_errmsg_has(it, "1 item");
@@ -626,7 +573,7 @@ END_TEST
 START_TEST(test_proc_timeout_in_next)
 {
     struct tu_snapshot snap;
-    subiter_opts o = prompt_opts(TIMEOUT_MS);
+    subiter_opts o = tu_opts_grace(TIMEOUT_MS, PROMPT_GRACE_MS);
     subiter *it;
     subiter_item item;
     int64_t t0, dt;
@@ -662,7 +609,8 @@ START_TEST(test_proc_timeout_in_init)
     tu_snapshot(&snap);
     o.init = init_hang;
     t0 = tu_now_ms();
-    ck_assert_int_eq(subiter_open(&it, gen_count, NULL, &o), SUBITER_ETIMEDOUT);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, NULL, &o),
+                     SUBITER_ETIMEDOUT);
     dt = tu_now_ms() - t0;
     ck_assert_ptr_nonnull(it);
     assert_gone(subiter_pid(it));
@@ -680,18 +628,14 @@ END_TEST
 START_TEST(test_proc_slow_items_no_timeout)
 {
     struct tu_snapshot snap;
-    subiter_opts o = prompt_opts(200);
+    subiter_opts o = tu_opts_grace(200, PROMPT_GRACE_MS);
     subiter *it;
     subiter_item item;
-    long i;
 
     tu_snapshot(&snap);
-    ck_assert_int_eq(subiter_open(&it, gen_slow, NULL, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, gen_paced, &pace_slow, &o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    for (i = 0; i < 50; i++) {
-        ck_assert_int_eq(subiter_next(it, &item), 1);
-        ck_assert_int_eq(item_long(&item), i);
-    }
+    tu_expect_items(it, 0, 50);
     ck_assert_int_eq(subiter_next(it, &item), 0);
     ck_assert_int_eq(subiter_close(it), 0);
     tu_assert_clean(&snap);
@@ -702,7 +646,7 @@ END_TEST
 START_TEST(test_proc_stop_timeout)
 {
     struct tu_snapshot snap;
-    subiter_opts o = prompt_opts(TIMEOUT_MS);
+    subiter_opts o = tu_opts_grace(TIMEOUT_MS, PROMPT_GRACE_MS);
     subiter *it;
     subiter_item item;
     int64_t t0, dt;
@@ -730,7 +674,7 @@ END_TEST
 START_TEST(test_proc_close_full_ring)
 {
     struct tu_snapshot snap;
-    subiter_opts o = prompt_opts(0);
+    subiter_opts o = tu_opts_grace(0, PROMPT_GRACE_MS);
     struct shared *sh;
     subiter *it;
     pid_t pid;
@@ -743,7 +687,7 @@ START_TEST(test_proc_close_full_ring)
     pid = subiter_pid(it);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     ck_assert(wait_flag(&sh->count, 1));
-    sleep_ms(50);
+    tu_sleep_ms(50);
     t0 = tu_now_ms();
     /* 0: it exited with status 0 on ABORT, not on a signal. */
     ck_assert_int_eq(subiter_close(it), 0);
@@ -788,7 +732,7 @@ START_TEST(test_proc_close_stopped)
     int64_t t0;
 
     tu_snapshot(&snap);
-    ck_assert_int_eq(subiter_open(&it, gen_count, NULL, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, NULL, &o), 0);
     pid = subiter_pid(it);
     ck_assert_int_eq(kill(pid, SIGSTOP), 0);
     memset(&si, 0, sizeof si);
@@ -805,13 +749,13 @@ END_TEST
 START_TEST(test_proc_close_ready)
 {
     struct tu_snapshot snap;
-    subiter_opts o = prompt_opts(0);
+    subiter_opts o = tu_opts_grace(0, PROMPT_GRACE_MS);
     subiter *it;
     subiter_item item;
     pid_t pid;
 
     tu_snapshot(&snap);
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)3L, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, (void *)3L, &o), 0);
     pid = subiter_pid(it);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     while (subiter_next(it, &item) == 1) {
@@ -826,12 +770,12 @@ END_TEST
 START_TEST(test_proc_close_right_after_open)
 {
     struct tu_snapshot snap;
-    subiter_opts o = prompt_opts(0);
+    subiter_opts o = tu_opts_grace(0, PROMPT_GRACE_MS);
     subiter *it;
     pid_t pid;
 
     tu_snapshot(&snap);
-    ck_assert_int_eq(subiter_open(&it, gen_count, NULL, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, NULL, &o), 0);
     pid = subiter_pid(it);
     ck_assert_int_eq(subiter_close(it), 0);
     assert_gone(pid);
@@ -842,12 +786,12 @@ END_TEST
 START_TEST(test_proc_close_right_after_start)
 {
     struct tu_snapshot snap;
-    subiter_opts o = prompt_opts(0);
+    subiter_opts o = tu_opts_grace(0, PROMPT_GRACE_MS);
     subiter *it;
     pid_t pid;
 
     tu_snapshot(&snap);
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)1000L, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, (void *)1000L, &o), 0);
     pid = subiter_pid(it);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     ck_assert_int_eq(subiter_close(it), 0);
@@ -860,7 +804,7 @@ END_TEST
 START_TEST(test_proc_close_items_pending)
 {
     struct tu_snapshot snap;
-    subiter_opts o = prompt_opts(0);
+    subiter_opts o = tu_opts_grace(0, PROMPT_GRACE_MS);
     subiter *it;
     subiter_item item;
     long n;
@@ -868,12 +812,12 @@ START_TEST(test_proc_close_items_pending)
     tu_snapshot(&snap);
     /* 5: all published and FINISHED waiting; 100: blocked on the ring. */
     for (n = 5; n <= 100; n += 95) {
-        ck_assert_int_eq(subiter_open(&it, gen_count, (void *)n, &o), 0);
+        ck_assert_int_eq(subiter_open(&it, tu_gen_count, (void *)n, &o), 0);
         ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
         ck_assert_int_eq(subiter_next(it, &item), 1);
         ck_assert_int_eq(subiter_next(it, &item), 1);
-        ck_assert_int_eq(item_long(&item), 1);
-        sleep_ms(20);
+        ck_assert_int_eq(tu_item_long(&item), 1);
+        tu_sleep_ms(20);
         ck_assert_int_eq(subiter_close(it), 0);
     }
     tu_assert_clean(&snap);
@@ -887,7 +831,7 @@ END_TEST
 START_TEST(test_proc_many_handles)
 {
     struct tu_snapshot snap;
-    subiter_opts o = prompt_opts(0);
+    subiter_opts o = tu_opts_grace(0, PROMPT_GRACE_MS);
     subiter *its[NHANDLES];
     subiter_item item;
     long h, i;
@@ -903,7 +847,7 @@ START_TEST(test_proc_many_handles)
     for (i = 0; i < 50; i++) {
         for (h = 0; h < NHANDLES; h++) {
             ck_assert_int_eq(subiter_next(its[h], &item), 1);
-            ck_assert_int_eq(item_long(&item), 1000 * h + i);
+            ck_assert_int_eq(tu_item_long(&item), 1000 * h + i);
         }
     }
     for (h = 0; h < NHANDLES; h++) {
@@ -931,14 +875,14 @@ struct thread_result {
 static void *thread_main(void *arg)
 {
     struct thread_result *t = arg;
-    subiter_opts o = prompt_opts(0);
+    subiter_opts o = tu_opts_grace(0, PROMPT_GRACE_MS);
     subiter *it;
     subiter_item item;
     long n, got, v;
     int k, r;
 
     o.buffer_bytes = 16 * 1024;
-    t->open_rc = subiter_open(&it, gen_count, NULL, &o);
+    t->open_rc = subiter_open(&it, tu_gen_count, NULL, &o);
     if (t->open_rc != 0) {
         snprintf(t->msg, sizeof t->msg, "open: %s", subiter_errmsg(it));
         t->close_rc = subiter_close(it);
@@ -1028,7 +972,7 @@ static _Noreturn void middle_main(struct shared *sh, int mode)
         if (!wait_flag(mode == PD_FULL_RING ? &sh->count : &sh->ready, 1)) {
             _exit(12);
         }
-        sleep_ms(20);
+        tu_sleep_ms(20);
     }
     atomic_store(&sh->ready, 2);
     for (;;) {
@@ -1082,7 +1026,7 @@ static void check_parent_death(int mode)
     } else {
         while ((r = waitpid(worker, &status, WNOHANG)) == 0 &&
                now_us() - t0 < (int64_t)SLACK_MS * 1000) {
-            sleep_ms(1);
+            tu_sleep_ms(1);
         }
         dt = now_us() - t0;
     }
@@ -1126,7 +1070,7 @@ END_TEST
 START_TEST(test_proc_sigchld_ignored)
 {
     struct tu_snapshot snap;
-    subiter_opts o = prompt_opts(0);
+    subiter_opts o = tu_opts_grace(0, PROMPT_GRACE_MS);
     struct plan p = {3, HOW_SEGV};
     subiter *it;
     subiter_item item;
@@ -1138,10 +1082,7 @@ START_TEST(test_proc_sigchld_ignored)
     ck_assert(signal(SIGCHLD, SIG_IGN) != SIG_ERR);
     ck_assert_int_eq(subiter_open(&it, gen_plan, NULL, &o), 0);
     ck_assert_int_eq(subiter_start(it, &p, sizeof p), 0);
-    for (i = 0; i < 3; i++) {
-        ck_assert_int_eq(subiter_next(it, &item), 1);
-        ck_assert_int_eq(item_long(&item), i);
-    }
+    tu_expect_items(it, 0, 3);
     t0 = tu_now_ms();
     ck_assert_int_eq(subiter_next(it, &item), SUBITER_ECHILD);
     ck_assert_int_lt(tu_now_ms() - t0, SLACK_MS);
@@ -1150,7 +1091,7 @@ START_TEST(test_proc_sigchld_ignored)
     ck_assert_int_eq(subiter_close(it), SUBITER_ECHILD);
 
     /* A clean close works too. */
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)3L, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, (void *)3L, &o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     for (i = 0; i < 3; i++) {
         ck_assert_int_eq(subiter_next(it, &item), 1);
@@ -1167,7 +1108,7 @@ END_TEST
 START_TEST(test_proc_foreign_child_untouched)
 {
     struct tu_snapshot snap;
-    subiter_opts o = prompt_opts(0);
+    subiter_opts o = tu_opts_grace(0, PROMPT_GRACE_MS);
     subiter *it;
     subiter_item item;
     pid_t mine;
@@ -1178,7 +1119,7 @@ START_TEST(test_proc_foreign_child_untouched)
     mine = fork();
     ck_assert_int_ge(mine, 0);
     if (mine == 0) {
-        sleep_ms(200);
+        tu_sleep_ms(200);
         _exit(7);
     }
     /* It exits while we wait in next(); then the worker crashes. */
@@ -1190,7 +1131,7 @@ START_TEST(test_proc_foreign_child_untouched)
     assert_errmsg_has(it, "SIGSEGV");
     ck_assert_int_eq(subiter_close(it), SUBITER_ECHILD);
     /* And a clean one. */
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)2L, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, (void *)2L, &o), 0);
     ck_assert_int_eq(subiter_close(it), 0);
 
     ck_assert_int_eq(waitpid(mine, &status, 0), mine);
@@ -1332,7 +1273,7 @@ static void assert_no_shm_mapping(void)
 START_TEST(test_proc_fds_cloexec_no_shm)
 {
     struct tu_snapshot snap;
-    subiter_opts o = prompt_opts(0);
+    subiter_opts o = tu_opts_grace(0, PROMPT_GRACE_MS);
     bool before[MAX_FD];
     subiter *it;
     subiter_item item;
@@ -1343,7 +1284,7 @@ START_TEST(test_proc_fds_cloexec_no_shm)
     tu_snapshot(&snap);
     list_fds(before);
     shm = list_dev_shm(&shm_len);
-    ck_assert_int_eq(subiter_open(&it, gen_count, (void *)10L, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, (void *)10L, &o), 0);
     ck_assert_int_ge(check_new_fds(before), 1);
     assert_no_new_shm(shm, shm_len);
     assert_no_shm_mapping();
@@ -1373,20 +1314,7 @@ static void on_alarm(int sig)
 }
 
 /* Items that come slowly, so the parent sleeps in poll() between them. */
-static int gen_slow_items(subiter_gen *g, void *arg)
-{
-    long i;
-    int r;
-
-    (void)arg;
-    for (i = 0; i < 40; i++) {
-        usleep(2000);
-        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
-            return r;
-        }
-    }
-    return 0;
-}
+static struct pace pace_trickle = {40, 2};
 
 /*
  * A SIGALRM every millisecond, with a handler installed without
@@ -1412,7 +1340,7 @@ START_TEST(test_proc_eintr_storm)
     ck_assert_int_eq(sigaction(SIGALRM, &sa, &old), 0);
     ck_assert_int_eq(setitimer(ITIMER_REAL, &tv, NULL), 0);
 
-    ck_assert_int_eq(subiter_open(&it, gen_slow_items, NULL, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, gen_paced, &pace_trickle, &o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     while ((r = subiter_next(it, &item)) == 1) {
         memcpy(&v, item.data, sizeof v);
@@ -1451,7 +1379,7 @@ START_TEST(test_proc_no_signal_handlers)
         (void)sigaction(sig, NULL, &before[sig]);
     }
     ck_assert_int_eq(sigprocmask(SIG_SETMASK, NULL, &mask0), 0);
-    ck_assert_int_eq(subiter_open(&it, gen_slow_items, NULL, &o), 0);
+    ck_assert_int_eq(subiter_open(&it, gen_paced, &pace_trickle, &o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     ck_assert_int_eq(subiter_next(it, &item), 1);
     for (sig = 1; sig < NSIG; sig++) {

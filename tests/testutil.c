@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -70,12 +71,94 @@ subiter_opts tu_opts(int timeout_ms)
     return o;
 }
 
+subiter_opts tu_opts_grace(int timeout_ms, int grace_ms)
+{
+    subiter_opts o = tu_opts(timeout_ms);
+
+    o.grace_ms = grace_ms;
+    return o;
+}
+
 int64_t tu_now_ms(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tu_sleep_ms(long ms)
+{
+    struct timespec ts;
+
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+long tu_item_long(const subiter_item *item)
+{
+    long v;
+
+    ck_assert_uint_eq(item->len, sizeof v);
+    memcpy(&v, item->data, sizeof v);
+    return v;
+}
+
+void tu_expect_items(subiter *it, long from, long n)
+{
+    subiter_item item;
+    long i;
+
+    for (i = 0; i < n; i++) {
+        ck_assert_int_eq(subiter_next(it, &item), 1);
+        ck_assert_int_eq(tu_item_long(&item), from + i);
+    }
+}
+
+int tu_yield_count(subiter_gen *g, long n)
+{
+    long i;
+    int r;
+
+    for (i = 0; i < n; i++) {
+        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
+            return r;
+        }
+    }
+    return 0;
+}
+
+int tu_gen_count(subiter_gen *g, void *arg)
+{
+    long n = (long)(intptr_t)arg;
+    size_t len;
+    const void *in = subiter_input(g, &len);
+
+    if (in != NULL && len == sizeof n) {
+        memcpy(&n, in, sizeof n);
+    }
+    return tu_yield_count(g, n);
+}
+
+int tu_gen_hang(subiter_gen *g, void *arg)
+{
+    int r;
+
+    (void)arg;
+    if ((r = tu_yield_count(g, 1)) != 0) {
+        return r;
+    }
+    sleep(30);
+    return 0;
+}
+
+int tu_init_exit5(subiter_gen *g, void *arg)
+{
+    (void)g;
+    (void)arg;
+    _exit(5);
 }
 
 void *tu_shared_new(size_t len)

@@ -21,8 +21,37 @@ void tu_assert_clean(const struct tu_snapshot *s);
 /* Options with small grace and the given timeout, for fast tests. */
 subiter_opts tu_opts(int timeout_ms);
 
+/* A grace for cases where the worker exits at once on ABORT: close() then
+ * returns as soon as it has, and slow runs (valgrind) need more than 200 ms
+ * to see a worker exit. */
+#define TU_LONG_GRACE_MS 5000
+
+/* tu_opts(timeout_ms) with grace_ms instead of 200. */
+subiter_opts tu_opts_grace(int timeout_ms, int grace_ms);
+
 /* Monotonic milliseconds. */
 int64_t tu_now_ms(void);
+
+/* Sleep ms milliseconds, resuming after EINTR. */
+void tu_sleep_ms(long ms);
+
+/* ck_assert that the item is a long, and return it. */
+long tu_item_long(const subiter_item *item);
+
+/* ck_assert that the next n items are the longs from, from + 1, ... */
+void tu_expect_items(subiter *it, long from, long n);
+
+/* In a generator: yield the longs 0 .. n-1; 0, or the first yield's error. */
+int tu_yield_count(subiter_gen *g, long n);
+
+/* Generator: the longs 0 .. n-1; n is the input (a long) if any, else arg. */
+int tu_gen_count(subiter_gen *g, void *arg);
+
+/* Generator: the long 0, then 30 s asleep without yielding (deaf to stop). */
+int tu_gen_hang(subiter_gen *g, void *arg);
+
+/* Initializer: _exit(5) at once. */
+int tu_init_exit5(subiter_gen *g, void *arg);
 
 /* A MAP_SHARED anonymous page the worker and the test both see (for
  * counters written in generators). Unmapped by tu_shared_free(). */
