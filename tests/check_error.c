@@ -4,12 +4,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -417,6 +419,48 @@ START_TEST(test_error_produces_eclosed)
 }
 END_TEST
 
+/*
+ * A system call's failure surfaces as its -errno with a message: no fd
+ * left (RLIMIT_NOFILE at the highest fd in use) makes memfd_create() fail.
+ */
+START_TEST(test_error_produces_errno_from_the_system)
+{
+    struct tu_snapshot snap;
+    struct rlimit old, low;
+    subiter *it = NULL;
+    int fd, top = 0, nfill = 0, fillers[1024];
+
+    tu_snapshot(&snap);
+    for (fd = 0; fd < 1024; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0) {
+            top = fd;
+        }
+    }
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)top + 1;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    /* Fill the holes below the limit too. */
+    while ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
+        fillers[nfill++] = fd;
+        ck_assert_int_lt(nfill, 1024);
+    }
+    fd = subiter_open(&it, tu_gen_count, (void *)(intptr_t)3, NULL);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    while (nfill > 0) {
+        close(fillers[--nfill]);
+    }
+    ck_assert_int_eq(fd, -EMFILE);
+    ck_assert_ptr_nonnull(it);
+    ck_assert_ptr_nonnull(
+        strstr(subiter_errmsg(it), subiter_strerror(-EMFILE)));
+    ck_assert_int_eq(subiter_pid(it), 0);
+    ck_assert_int_eq(subiter_start(it, NULL, 0), SUBITER_ECLOSED);
+    ck_assert_int_eq(subiter_close(it), 0);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 static Suite *error_suite(void)
 {
     Suite *s = suite_create("error");
@@ -440,6 +484,7 @@ static Suite *error_suite(void)
     tcase_add_test(tc, test_error_produces_etimedout_in_open);
     tcase_add_test(tc, test_error_produces_eproto);
     tcase_add_test(tc, test_error_produces_eclosed);
+    tcase_add_test(tc, test_error_produces_errno_from_the_system);
     suite_add_tcase(s, tc);
     return s;
 }
