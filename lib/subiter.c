@@ -597,6 +597,38 @@ static int end_status(subiter *it, const struct subiter__status *st)
     }
 }
 
+/*
+ * Read statuses until the next item or the end of the iteration. Returns 1
+ * with the item in *st and its record's length in *len (the record is not
+ * released yet), or what subiter_next() returns at the end: 0,
+ * SUBITER_EITER, or an error.
+ */
+static int next_item(subiter *it, struct subiter__status *st, uint32_t *len)
+{
+    int r;
+
+    for (;;) {
+        r = read_status(it, st, len);
+        if (r < 0) {
+            return r == -ENOMEM ? fail(it, r, "out of memory") : r;
+        }
+        if (st->code == SUBITER__ITEM) {
+            consumed_one(it);
+            return 1;
+        }
+        r = end_status(it, st);
+        subiter__status_free(st);
+        if (it->state == ST_DEAD) {
+            return r;
+        }
+        subiter__ring_release(&it->items, *len);
+        it->need_wake = true;
+        if (r != 1) {
+            return r;
+        }
+    }
+}
+
 int subiter_next(subiter *it, subiter_item *item)
 {
     struct subiter__status st;
@@ -623,39 +655,23 @@ int subiter_next(subiter *it, subiter_item *item)
                                   "called");
     }
     release_held(it);
-    for (;;) {
-        r = read_status(it, &st, &len);
-        if (r < 0) {
-            return r == -ENOMEM ? fail(it, r, "out of memory") : r;
-        }
-        if (st.code == SUBITER__ITEM) {
-            it->held = st;
-            it->held_len = len;
-            it->holding = true;
-            consumed_one(it);
-            /* The unfenced look may miss a worker that just went to
-             * sleep; need_wake stays set, and read_status() looks again,
-             * fenced, before the parent sleeps itself. */
-            if (atomic_load_explicit(&it->shm->child_sleeping,
-                                     memory_order_relaxed) &&
-                backlog_low(it)) {
-                wake_child(it);
-            }
-            item->data = st.item;
-            item->len = st.item_len;
-            return 1;
-        }
-        r = end_status(it, &st);
-        subiter__status_free(&st);
-        if (it->state == ST_DEAD) {
-            return r;
-        }
-        subiter__ring_release(&it->items, len);
-        it->need_wake = true;
-        if (r != 1) {
-            return r;
-        }
+    r = next_item(it, &st, &len);
+    if (r != 1) {
+        return r;
     }
+    it->held = st;
+    it->held_len = len;
+    it->holding = true;
+    /* The unfenced look may miss a worker that just went to sleep;
+     * need_wake stays set, and read_status() looks again, fenced, before
+     * the parent sleeps itself. */
+    if (atomic_load_explicit(&it->shm->child_sleeping, memory_order_relaxed) &&
+        backlog_low(it)) {
+        wake_child(it);
+    }
+    item->data = st.item;
+    item->len = st.item_len;
+    return 1;
 }
 
 int subiter_stop(subiter *it)
@@ -677,31 +693,21 @@ int subiter_stop(subiter *it)
     if (push_command(it, SUBITER__CMD_STOP, NULL, 0) < 0) {
         return broke(it, "command ring full");
     }
-    for (;;) {
-        r = read_status(it, &st, &len);
-        if (r < 0) {
-            return r == -ENOMEM ? fail(it, r, "out of memory") : r;
-        }
-        if (st.code == SUBITER__ITEM) {
-            consumed_one(it);
-            r = 1;
-        } else {
-            r = end_status(it, &st);
-        }
+    while ((r = next_item(it, &st, &len)) == 1) {
         subiter__status_free(&st);
-        if (it->state == ST_DEAD) {
-            return r;
-        }
         subiter__ring_release(&it->items, len);
         it->need_wake = true;
-        if (r != 1) {
-            /* A failure that raced with the stop still leaves the worker
-             * ready, which is all the caller asked for. */
-            it->state = ST_READY;
-            it->errmsg[0] = '\0';
-            return 0;
-        }
     }
+    if (r < 0 && r != SUBITER_EITER) {
+        return r;
+    }
+    /* A failure that raced with the stop still leaves the worker ready,
+     * which is all the caller asked for. */
+    it->state = ST_READY;
+    it->errmsg[0] = '\0';
+    it->last_code = 0;
+    it->errnum = 0;
+    return 0;
 }
 
 /* ---- close ---- */
