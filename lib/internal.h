@@ -252,6 +252,18 @@ struct subiter__child_args {
     void *arg;
 };
 
+/* Exit statuses of a worker that could not set itself up or go on. */
+enum subiter__worker_exit {
+    SUBITER__EXIT_BAD_MAGIC = 120, /* the shared region is not ours */
+    SUBITER__EXIT_MMAP = 121,      /* mapping the shared region failed */
+    SUBITER__EXIT_ORPHAN = 122,    /* the parent died before we started */
+    SUBITER__EXIT_CMD_RING = 123,  /* the command ring is corrupt */
+    SUBITER__EXIT_STATUS = 124     /* a status could not be sent */
+};
+
+/* What a worker's exit status means, for those above; NULL otherwise. */
+SUBITER__HIDDEN const char *subiter__worker_exit_reason(int status);
+
 /* The worker's main: never returns. */
 SUBITER__HIDDEN _Noreturn void
 subiter__worker_main(const struct subiter__child_args *a);

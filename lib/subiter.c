@@ -142,6 +142,16 @@ static int die(subiter *it, int code, const char *what)
                        "killer (oom_kill went from %lld to %lld in %s)",
                        (int)it->proc.pid, how, at, it->oom.before,
                        it->oom.after, it->oom.path);
+        } else if (!it->init_ok && it->proc.status_known &&
+                   WIFEXITED(it->proc.wait_status) &&
+                   subiter__worker_exit_reason(
+                       WEXITSTATUS(it->proc.wait_status)) != NULL) {
+            /* Before the initializer ran, these statuses are the
+             * library's own (an initializer may still use them too). */
+            set_errmsg(
+                it, "worker pid %d %s %s (%d: %s)", (int)it->proc.pid, how, at,
+                WEXITSTATUS(it->proc.wait_status),
+                subiter__worker_exit_reason(WEXITSTATUS(it->proc.wait_status)));
         } else {
             set_errmsg(it, "worker pid %d %s %s", (int)it->proc.pid, how, at);
         }

@@ -243,7 +243,7 @@ static void send_status(subiter_gen *g, int code, const char *msg, int errnum)
 
     if (reserve(g, n, false, &frame) != 0) {
         /* Cannot happen with the message cap below the ring size. */
-        _exit(124);
+        _exit(SUBITER__EXIT_STATUS);
     }
     subiter__wire_status_pack(code, g->seq, msg, errnum, frame);
     subiter__ring_commit(&g->items, (uint32_t)n);
@@ -267,6 +267,24 @@ void subiter__gen_kick(subiter_gen *g)
         atomic_store_explicit(&g->shm->parent_sleeping, 1,
                               memory_order_relaxed);
         wake_parent(g);
+    }
+}
+
+const char *subiter__worker_exit_reason(int status)
+{
+    switch (status) {
+    case SUBITER__EXIT_BAD_MAGIC:
+        return "the shared region's header has a bad magic";
+    case SUBITER__EXIT_MMAP:
+        return "the worker could not map the shared region";
+    case SUBITER__EXIT_ORPHAN:
+        return "the parent died before the worker started";
+    case SUBITER__EXIT_CMD_RING:
+        return "the command ring is corrupt";
+    case SUBITER__EXIT_STATUS:
+        return "a status did not fit the item ring";
+    default:
+        return NULL;
     }
 }
 
@@ -357,7 +375,7 @@ static void stand_by(subiter_gen *g, subiter_iter_fn fn, void *arg)
         }
         wait_done(g, &w);
         if (r < 0) {
-            _exit(123); /* the parent's own ring is corrupt */
+            _exit(SUBITER__EXIT_CMD_RING);
         }
         r = subiter__wire_command_decode(frame, len, &c);
         subiter__ring_release(&g->cmd, len);
@@ -395,12 +413,12 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
      * parent may have died before prctl(), so compare with the pid
      * recorded before fork(). */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != a->parent) {
-        _exit(122);
+        _exit(SUBITER__EXIT_ORPHAN);
     }
     base =
         mmap(NULL, a->shm_len, PROT_READ | PROT_WRITE, MAP_SHARED, a->memfd, 0);
     if (base == MAP_FAILED) {
-        _exit(121);
+        _exit(SUBITER__EXIT_MMAP);
     }
     (void)close(a->memfd);
 
@@ -409,7 +427,7 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     g.shm = base;
     g.efd = a->efd;
     if (g.shm->magic != SUBITER__SHM_MAGIC) {
-        _exit(120);
+        _exit(SUBITER__EXIT_BAD_MAGIC);
     }
     g.buffer_items = g.shm->buffer_items;
     subiter__shm_rings(g.shm, &g.cmd, &g.items, false);

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -335,6 +338,115 @@ START_TEST(test_hostile_ring_sealed_and_private)
 }
 END_TEST
 
+/* ---- a worker facing a header it does not know ---- */
+
+struct region {
+    struct subiter__shm *shm;
+    size_t len;
+    int memfd, efd;
+};
+
+/* A shared region laid out as the parent lays it out, with the given
+ * magic and version. */
+static void region_new(struct region *rg, uint32_t magic, uint32_t version)
+{
+    rg->len = 4096 + (256u << 10) + (16u << 10);
+    rg->memfd = memfd_create("subiter", MFD_CLOEXEC);
+    ck_assert_int_ge(rg->memfd, 0);
+    ck_assert_int_eq(ftruncate(rg->memfd, (off_t)rg->len), 0);
+    rg->shm =
+        mmap(NULL, rg->len, PROT_READ | PROT_WRITE, MAP_SHARED, rg->memfd, 0);
+    ck_assert_ptr_ne(rg->shm, MAP_FAILED);
+    rg->shm->magic = magic;
+    rg->shm->version = version;
+    rg->shm->hdr_bytes = 4096;
+    rg->shm->cmd_bytes = 256u << 10;
+    rg->shm->item_bytes = 16u << 10;
+    rg->shm->buffer_items = 4;
+    rg->efd = eventfd(0, EFD_CLOEXEC);
+    ck_assert_int_ge(rg->efd, 0);
+}
+
+/* Run subiter__worker_main() on the region; returns its wait status. */
+static int region_run_worker(struct region *rg)
+{
+    struct subiter__child_args a;
+    pid_t pid;
+    int status;
+
+    memset(&a, 0, sizeof a);
+    a.memfd = rg->memfd;
+    a.shm_len = rg->len;
+    a.efd = rg->efd;
+    a.parent = getpid();
+    a.fn = tu_gen_count;
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        subiter__worker_main(&a);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+static void region_free(struct region *rg)
+{
+    munmap(rg->shm, rg->len);
+    close(rg->memfd);
+    close(rg->efd);
+}
+
+/* A protocol version it does not know: the worker fails initialization
+ * with a message that says so, and exits 0. */
+START_TEST(test_hostile_unknown_version_is_refused)
+{
+    struct tu_snapshot snap;
+    struct subiter__ring cmd, items;
+    struct subiter__status st;
+    const unsigned char *frame;
+    struct region rg;
+    uint32_t len;
+    int status;
+
+    tu_snapshot(&snap);
+    region_new(&rg, SUBITER__SHM_MAGIC, SUBITER__SHM_VERSION + 1);
+    status = region_run_worker(&rg);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    subiter__shm_rings(rg.shm, &cmd, &items, true);
+    ck_assert_int_eq(subiter__ring_peek(&items, &frame, &len), 1);
+    ck_assert_int_eq(subiter__wire_status_decode(frame, len, &st), 0);
+    ck_assert_int_eq(st.code, SUBITER__INIT_FAILED);
+    ck_assert_int_eq(st.errnum, EPROTO);
+    ck_assert_ptr_nonnull(strstr(st.message, "protocol version"));
+    subiter__status_free(&st);
+    region_free(&rg);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* A region that is not ours at all: the worker writes nothing into it and
+ * exits with the status the parent's message explains. */
+START_TEST(test_hostile_bad_magic_is_refused)
+{
+    struct tu_snapshot snap;
+    struct subiter__ring cmd, items;
+    struct region rg;
+    int status;
+
+    tu_snapshot(&snap);
+    region_new(&rg, 0xdeadbeefu, SUBITER__SHM_VERSION);
+    status = region_run_worker(&rg);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), SUBITER__EXIT_BAD_MAGIC);
+    ck_assert_ptr_nonnull(subiter__worker_exit_reason(WEXITSTATUS(status)));
+    ck_assert_ptr_null(subiter__worker_exit_reason(0));
+    subiter__shm_rings(rg.shm, &cmd, &items, true);
+    ck_assert(!subiter__ring_pending(&items));
+    region_free(&rg);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 static Suite *hostile_suite(void)
 {
     Suite *s = suite_create("hostile");
@@ -346,6 +458,8 @@ static Suite *hostile_suite(void)
     tcase_add_test(tc, test_hostile_item_during_init);
     tcase_add_test(tc, test_hostile_header_scribble_is_ignored);
     tcase_add_test(tc, test_hostile_ring_sealed_and_private);
+    tcase_add_test(tc, test_hostile_unknown_version_is_refused);
+    tcase_add_test(tc, test_hostile_bad_magic_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }
