@@ -14,27 +14,6 @@
 #include "subiter.pb-c.h"
 #include "testutil.h"
 
-/*
- * Check's ck_assert reports every passing assertion to the runner (one
- * write per call), far too slow for the loops here: REQUIRE is silent
- * until it fails.
- */
-#define REQUIRE(c)                                                             \
-    do {                                                                       \
-        if (!(c)) {                                                            \
-            ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c);                 \
-        }                                                                      \
-    } while (0)
-#define REQUIRE_OP(a, op, b)                                                   \
-    do {                                                                       \
-        uintmax_t req_a_ = (uintmax_t)(a), req_b_ = (uintmax_t)(b);            \
-        if (!(req_a_ op req_b_)) {                                             \
-            ck_abort_msg("%s:%d: %s %s %s (%jd, %jd)", __FILE__, __LINE__, #a, \
-                         #op, #b, (intmax_t)req_a_, (intmax_t)req_b_);         \
-        }                                                                      \
-    } while (0)
-#define REQUIRE_EQ(a, b) REQUIRE_OP(a, ==, b)
-
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 static uint64_t rnd(uint64_t *s)
