@@ -198,6 +198,10 @@ SUBITER_API SUBITER_NODISCARD int subiter_start(subiter *it, const void *input,
  *
  * @param item  on 1: a borrowed view of ring memory, valid until the next
  *              call on this handle or subiter_close(); cleared otherwise.
+ *              The worker shares that memory: the framing around an item
+ *              is checked, but a misbehaving worker could still change
+ *              the item's bytes while you read them, so copy what you
+ *              validate before you trust it.
  * @return 1 with an item; 0 at the end of the iteration (and on every later
  *         call until the next start; also after a stop or a failure).
  * @retval SUBITER_EITER     the generator failed; errmsg is its message. The
