@@ -48,12 +48,6 @@ SUBITER__HIDDEN unsigned long subiter__alloc_fail_at(unsigned long n);
 #define SUBITER__REC_FRAME 0 /* kind: one protobuf frame */
 #define SUBITER__REC_PAD 1   /* kind: skip to the end of the ring */
 
-/*
- * Largest payload the fast item frame can carry in a ring of `size` bytes:
- * the whole ring less the record header and the 8-byte frame prefix.
- */
-#define SUBITER__ITEM_OVERHEAD (SUBITER__REC_HDR + 8u)
-
 struct subiter__shm {
     uint32_t magic;
     uint32_t version;

@@ -282,11 +282,6 @@ static int push_command(subiter *it, int cmd, const void *input, size_t len)
     return 0;
 }
 
-static bool check_seq(subiter *it, const struct subiter__status *st)
-{
-    return st->seq == it->seq;
-}
-
 /* ---- open ---- */
 
 static int read_opts(subiter_opts *o, const subiter_opts *user)
@@ -576,25 +571,24 @@ static bool backlog_low(subiter *it)
  */
 static int end_status(subiter *it, const struct subiter__status *st)
 {
+    if ((st->code == SUBITER__STARTED || st->code == SUBITER__FINISHED ||
+         st->code == SUBITER__FAILED) &&
+        st->seq != it->seq) {
+        return broke(it, "status of another iteration");
+    }
     switch (st->code) {
     case SUBITER__STARTED:
         /* Once per iteration: a worker that repeats it is not making
          * progress and must not keep the parent reading forever. */
-        if (!check_seq(it, st) || it->got_started) {
+        if (it->got_started) {
             return broke(it, "unexpected ITERATION_STARTED");
         }
         it->got_started = true;
         return 1;
     case SUBITER__FINISHED:
-        if (!check_seq(it, st)) {
-            return broke(it, "status of another iteration");
-        }
         it->state = ST_ENDED;
         return 0;
     case SUBITER__FAILED:
-        if (!check_seq(it, st)) {
-            return broke(it, "status of another iteration");
-        }
         set_errmsg(it, "%s", st->message);
         it->last_code = SUBITER_EITER;
         it->errnum = st->errnum;
