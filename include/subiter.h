@@ -73,7 +73,8 @@ extern "C" {
     X(ECHILD, -1002, "the worker process died")                                \
     X(ETIMEDOUT, -1003, "the worker sent nothing within the timeout")          \
     X(EPROTO, -1004, "the worker broke the protocol")                          \
-    X(ECLOSED, -1005, "the handle is dead after an earlier error")
+    X(ECLOSED, -1005, "the handle is dead after an earlier error")             \
+    X(ECANCELED, -1006, "the task was cancelled before it ended")
 
 enum {
 #define SUBITER_X_(name, value, desc) SUBITER_##name = (value),
@@ -297,6 +298,265 @@ SUBITER_API int subiter_get_errinfo(const subiter *it, subiter_errinfo *out);
 /** The library's version, e.g. "0.1.0" (static). */
 SUBITER_API const char *subiter_version(void);
 
+/* ---- pools: many workers on one generator ---- */
+
+/** A pool of workers running the same generator. */
+typedef struct subiter_pool subiter_pool;
+
+/** subiter_pool_opts.order, for sharded iteration. */
+enum {
+    SUBITER_POOL_ORDERED = 0,  /**< round robin over the workers: the same
+                                    sequence every run (default) */
+    SUBITER_POOL_UNORDERED = 1 /**< whichever worker has an item first */
+};
+
+/** subiter_pool_submit() flags. */
+enum {
+    SUBITER_POOL_NOWAIT = 1 /**< -EAGAIN instead of waiting for room */
+};
+
+/** subiter_pool_item.kind. */
+enum {
+    SUBITER_POOL_ITEM = 0,    /**< an item (data, len) */
+    SUBITER_POOL_TASK_END = 1 /**< task `task` ended with `code` */
+};
+
+/**
+ * Result callback: one item of task `task`. `data` is borrowed ring memory,
+ * valid until the callback returns. Called from inside the pool's calls
+ * (the library starts no thread); it must not call subiter_pool_* other
+ * than subiter_pool_errmsg() and subiter_pool_get_stats() (-EBUSY).
+ */
+typedef void (*subiter_result_fn)(subiter_pool *p, unsigned long long task,
+                                  const void *data, size_t len, void *user);
+/**
+ * Error callback: task `task` ended with `code` (SUBITER_EITER,
+ * SUBITER_ECHILD, SUBITER_ETIMEDOUT, SUBITER_EPROTO, SUBITER_EINIT or
+ * SUBITER_ECANCELED) and `errmsg` says why. Same rules as above.
+ */
+typedef void (*subiter_error_fn)(subiter_pool *p, unsigned long long task,
+                                 int code, const char *errmsg, void *user);
+
+/**
+ * Pool options. Initialise with SUBITER_POOL_OPTS_INIT, then change fields;
+ * every field is taken as given (no "0 means default" here, but for
+ * workers and min_workers).
+ */
+typedef struct subiter_pool_opts {
+    size_t size;          /**< sizeof(subiter_pool_opts) */
+    unsigned workers;     /**< (maximum) number of workers; 0: the number
+                               of online CPUs */
+    unsigned min_workers; /**< tasks: workers kept alive while idle; at most
+                               `workers` (0: all of them, the default) */
+    int idle_ms;          /**< tasks: a worker above min_workers retires
+                               after this long idle (1000) */
+    int order;            /**< SUBITER_POOL_ORDERED or _UNORDERED */
+    unsigned rank;        /**< this pool's index among world_size (0) */
+    unsigned world_size;  /**< pools sharing one dataset (1, >= 1) */
+    int restart_shards;   /**< 1: a dead worker's shard is rerun by its
+                               replacement, skipping the items already
+                               delivered (a deterministic generator then
+                               loses and repeats nothing); 0: it fails the
+                               iteration (default) */
+    unsigned queue_max;   /**< tasks: submitted and not yet taken (64) */
+    int task_timeout_ms;  /**< tasks: wall time allowed per task, paused
+                               time excluded; <= 0: none (0) */
+    unsigned max_retries; /**< tasks: reruns of a task whose worker died;
+                               with restart_shards, reruns of a shard (1) */
+    subiter_result_fn on_result; /**< tasks: items go here instead of to
+                                      subiter_pool_next() */
+    subiter_error_fn on_error;   /**< tasks: failures go here */
+    void *user;                  /**< passed to the callbacks */
+    const subiter_opts *worker;  /**< each worker's options (init, buffers,
+                                      inactivity timeout, grace); NULL:
+                                      the defaults, but buffer_items
+                                      SUBITER_POOL_DEFAULT_BUFFER_ITEMS.
+                                      Given, they are taken as they are:
+                                      SUBITER_OPTS_INIT's buffer_items (32)
+                                      makes an ordered merge of small
+                                      items about 3 x slower */
+} subiter_pool_opts;
+
+/** A pool worker's buffer_items when opts.worker is NULL: an ordered merge
+ * waits for one worker while the others must keep producing. */
+#define SUBITER_POOL_DEFAULT_BUFFER_ITEMS 1024u
+
+#define SUBITER_POOL_OPTS_INIT                                                 \
+    {                                                                          \
+        .size = sizeof(subiter_pool_opts), .workers = 0, .min_workers = 0,     \
+        .idle_ms = 1000, .order = SUBITER_POOL_ORDERED, .rank = 0,             \
+        .world_size = 1, .restart_shards = 0, .queue_max = 64,                 \
+        .task_timeout_ms = 0, .max_retries = 1, .on_result = NULL,             \
+        .on_error = NULL, .user = NULL, .worker = NULL                         \
+    }
+
+/** What subiter_pool_next() returns: an item, or the end of a task. */
+typedef struct subiter_pool_item {
+    int kind;                /**< SUBITER_POOL_ITEM or SUBITER_POOL_TASK_END */
+    const void *data;        /**< item: borrowed, valid until the next call on
+                                  the pool (same caveat as subiter_next()) */
+    size_t len;              /**< item: its length */
+    unsigned worker;         /**< the pool's worker index, 0 .. workers - 1 */
+    unsigned long long task; /**< the task id; 0 in sharded iteration */
+    int code;                /**< task end: 0 or what it failed with */
+    const char *errmsg;      /**< task end: why ("" on success); borrowed like
+                                  data */
+} subiter_pool_item;
+
+/** Counters since subiter_pool_open(). */
+typedef struct subiter_pool_stats {
+    size_t size;                  /**< sizeof(subiter_pool_stats) */
+    unsigned long long submitted; /**< tasks accepted */
+    unsigned long long done;      /**< tasks that succeeded */
+    unsigned long long failed;    /**< tasks that ended with an error
+                                       (timed out and cancelled included) */
+    unsigned long long retried;   /**< reruns after a worker died */
+    unsigned long long timed_out; /**< tasks past task_timeout_ms */
+    unsigned long long cancelled; /**< tasks ended by finalize or close */
+    unsigned long long replaced;  /**< workers that died and were replaced */
+    unsigned workers;             /**< workers alive now */
+    unsigned busy;                /**< of which running a task or a shard */
+    unsigned queued;              /**< tasks waiting for a worker */
+} subiter_pool_stats;
+
+#define SUBITER_POOL_STATS_INIT                                                \
+    {                                                                          \
+        .size = sizeof(subiter_pool_stats)                                     \
+    }
+
+/**
+ * Start a pool: fork `min_workers` workers (all `workers` by default) and
+ * wait for their initializers.
+ *
+ * @param out  set to a new pool whenever memory allowed, even on failure:
+ *             free it with subiter_pool_close().
+ * @param opts options, or NULL for all defaults. Read only during the call.
+ * @return 0, or what subiter_open() returns (SUBITER_EINIT names the
+ *         worker whose initializer failed).
+ * @retval -EINVAL  NULL out or fn, opts->size too small, min_workers >
+ *                  workers, world_size 0, rank >= world_size, an unknown
+ *                  order, queue_max 0, negative idle_ms, bad worker opts.
+ */
+SUBITER_API SUBITER_NODISCARD int
+subiter_pool_open(subiter_pool **out, subiter_iter_fn fn, void *arg,
+                  const subiter_pool_opts *opts);
+
+/**
+ * Sharded iteration: start the generator on every worker with the same
+ * input (forking the missing workers first). Inside, subiter_worker_id()
+ * and subiter_num_workers() say which shard to produce.
+ * @retval -EINVAL an iteration is running, or tasks are queued or running.
+ * @retval -EMSGSIZE, SUBITER_EINIT and the errors of subiter_pool_open().
+ */
+SUBITER_API SUBITER_NODISCARD int
+subiter_pool_start(subiter_pool *p, const void *input, size_t len);
+
+/**
+ * The next item of the sharded iteration, or the next event of the tasks.
+ *
+ * Sharded iteration: 1 with an item (kind SUBITER_POOL_ITEM); 0 once every
+ * shard ended. A shard that fails ends the iteration: the other workers are
+ * stopped, a dead one is replaced (or, with restart_shards, its shard is
+ * rerun and the call goes on; else the items it published and you did
+ * not read yet are dropped), and the call returns SUBITER_EITER,
+ * SUBITER_ECHILD, SUBITER_ETIMEDOUT or SUBITER_EPROTO with the worker, its
+ * shard and the reason in subiter_pool_errmsg(). The pool stays usable.
+ *
+ * Tasks: 1 with an item or a task's end (a retried task's items may come
+ * twice: the end says how it went); 0 when no task is queued or running.
+ * With on_result set, items go to it, successful ends only to the stats,
+ * and failed ends to on_error, or here when on_error is NULL.
+ *
+ * @retval -EINVAL NULL argument, or neither an iteration nor a task.
+ * @retval -EBUSY  called from a callback.
+ */
+SUBITER_API SUBITER_NODISCARD int subiter_pool_next(subiter_pool *p,
+                                                    subiter_pool_item *item);
+
+/**
+ * Stop the sharded iteration (STOP to every worker, their items dropped).
+ * @return 0, also when none runs; SUBITER_ECHILD, SUBITER_ETIMEDOUT or
+ *         SUBITER_EPROTO when a worker was lost while it stopped (it is
+ *         replaced, and the pool stays usable). -EINVAL, -EBUSY.
+ */
+SUBITER_API int subiter_pool_stop(subiter_pool *p);
+
+/**
+ * Queue a task: the input of one iteration on the next idle worker (a new
+ * worker is forked while fewer than `workers` run). Its items come back
+ * tagged with *task, through subiter_pool_next() or the callbacks.
+ *
+ * @param flags  0, or SUBITER_POOL_NOWAIT.
+ * @param task   set to the task's id (1, 2, ...); may be NULL.
+ * @return 0.
+ * @retval -EAGAIN    SUBITER_POOL_NOWAIT and queue_max tasks are waiting.
+ * @retval -EDEADLK   the queue is full, no on_result callback is set, and
+ *                    every busy worker waits for subiter_pool_next() to take
+ *                    its items: waiting would never end.
+ * @retval -ESHUTDOWN subiter_pool_finalize() was called.
+ * @retval -EINVAL    a sharded iteration runs, NULL input with len > 0.
+ * @retval -EMSGSIZE  len > SUBITER_INPUT_MAX.
+ * @retval -EBUSY     called from a callback.
+ * @retval -ENOMEM    out of memory.
+ */
+SUBITER_API SUBITER_NODISCARD int subiter_pool_submit(subiter_pool *p,
+                                                      const void *input,
+                                                      size_t len, int flags,
+                                                      unsigned long long *task);
+
+/**
+ * Run the pool until no task is queued or running, calling the callbacks.
+ * @param timeout_ms  <= 0: no limit.
+ * @return 0.
+ * @retval -ETIMEDOUT the time ran out first (the tasks go on).
+ * @retval -EINVAL    no on_result callback is set (use subiter_pool_next()).
+ * @retval -EBUSY     called from a callback.
+ */
+SUBITER_API int subiter_pool_wait(subiter_pool *p, int timeout_ms);
+
+/**
+ * Take no more tasks; let the queued and running ones finish within
+ * grace_ms, then end the rest: queued ones and running ones fail with
+ * SUBITER_ECANCELED and a message each (running workers get ABORT, then
+ * SIGTERM and SIGKILL as in subiter_close()).
+ *
+ * With on_result set, the call runs it all and returns the number of
+ * tasks cancelled. Without, it returns 0 at once and subiter_pool_next()
+ * delivers the rest, ending with 0.
+ * @retval -EINVAL NULL pool or negative grace_ms. -EBUSY from a callback.
+ */
+SUBITER_API int subiter_pool_finalize(subiter_pool *p, int grace_ms);
+
+/**
+ * Pause (SIGSTOP) or resume (SIGCONT) worker `worker`, or all of them and
+ * the handing out of tasks with -1. A paused worker takes no task, and the
+ * time it spends paused does not count against task_timeout_ms.
+ * @retval -EINVAL NULL pool, or no such worker (alive now).
+ */
+SUBITER_API int subiter_pool_pause(subiter_pool *p, int worker);
+SUBITER_API int subiter_pool_resume(subiter_pool *p, int worker);
+
+/** Fill `out` (set out->size first). 0, or -EINVAL. */
+SUBITER_API int subiter_pool_get_stats(const subiter_pool *p,
+                                       subiter_pool_stats *out);
+
+/** The pid of worker `worker`, 0 when it has none now. */
+SUBITER_API pid_t subiter_pool_worker_pid(const subiter_pool *p,
+                                          unsigned worker);
+
+/** The message of the last failed call; "" when none. As subiter_errmsg().*/
+SUBITER_API const char *subiter_pool_errmsg(const subiter_pool *p);
+
+/**
+ * End every worker (ABORT, SIGTERM, SIGKILL with the workers' grace_ms, all
+ * at once: about 2 x grace_ms at most) and free the pool. Queued tasks are
+ * dropped without callbacks (finalize first to hear of them). NULL-safe.
+ * @return 0; SUBITER_ETIMEDOUT when a worker had to be signalled;
+ *         SUBITER_ECHILD when one exited otherwise than with status 0.
+ * @retval -EBUSY called from a callback (nothing is freed then).
+ */
+SUBITER_API int subiter_pool_close(subiter_pool *p);
+
 /* ---- worker side: call only inside the initializer or the generator ---- */
 
 /**
@@ -332,6 +592,16 @@ SUBITER_API int subiter_commit(subiter_gen *g, size_t len);
  */
 SUBITER_API int subiter_fail(subiter_gen *g, const char *fmt, ...)
     SUBITER_PRINTF(2, 3);
+
+/**
+ * This worker's shard: rank x workers + its index in the pool; 0 for a
+ * worker of subiter_open(). Items i with i % subiter_num_workers(g) ==
+ * subiter_worker_id(g) cover a dataset once across all ranks.
+ */
+SUBITER_API unsigned subiter_worker_id(const subiter_gen *g);
+
+/** The number of shards: world_size x workers; 1 outside a pool. */
+SUBITER_API unsigned subiter_num_workers(const subiter_gen *g);
 
 /**
  * The current iteration's input (from subiter_start()).

@@ -48,7 +48,9 @@ struct subiter {
     int last_code; /* what subiter_get_errinfo() reports */
     int errnum;
     bool oom_suspected;
-    bool died; /* the worker died or was killed before close */
+    bool died;      /* the worker died or was killed before close */
+    bool exited;    /* a pool saw the pidfd: report the death once drained */
+    bool stop_sent; /* STOP_ITERATION is on its way for this iteration */
     char errmsg[ERRMSG_MAX];
 };
 
@@ -188,8 +190,12 @@ static int timed_out(subiter *it)
  * Wait for the next status record and decode it. Returns 0 with *st and
  * *len (the record to release), or an error: the fatal ones have killed
  * the worker and made the handle dead; -ENOMEM leaves the record in place.
+ * Without `wait`, -EAGAIN when nothing is there yet (a pool waits for many
+ * handles at once, and tells a handle with subiter__mark_exited() that its
+ * worker is gone).
  */
-static int read_status(subiter *it, struct subiter__status *st, uint32_t *len)
+static int read_status(subiter *it, struct subiter__status *st, uint32_t *len,
+                       bool wait)
 {
     int64_t deadline = 0;
     unsigned spins = 0;
@@ -229,6 +235,9 @@ static int read_status(subiter *it, struct subiter__status *st, uint32_t *len)
         }
         if (it->need_wake) {
             wake_child(it);
+        }
+        if (!wait) {
+            return it->exited ? died(it) : -EAGAIN;
         }
         if (spins < SUBITER__SPIN_LIMIT) {
             subiter__spin(spins++);
@@ -383,7 +392,7 @@ static int map_region(subiter *it, const subiter_opts *o, int *memfd)
 }
 
 static int spawn(subiter *it, const subiter_opts *o, subiter_iter_fn fn,
-                 void *arg)
+                 void *arg, unsigned worker_id, unsigned num_workers)
 {
     struct subiter__child_args a;
     pid_t pid;
@@ -407,6 +416,8 @@ static int spawn(subiter *it, const subiter_opts *o, subiter_iter_fn fn,
     a.init = o->init;
     a.fn = fn;
     a.arg = arg;
+    a.worker_id = worker_id;
+    a.num_workers = num_workers;
     subiter__oom_begin(&it->oom);
     pid = fork();
     if (pid == 0) {
@@ -421,14 +432,17 @@ static int spawn(subiter *it, const subiter_opts *o, subiter_iter_fn fn,
     return 0;
 }
 
-static int await_init(subiter *it)
+static int await_init(subiter *it, bool wait)
 {
     struct subiter__status st;
     uint32_t len;
     int r;
 
     for (;;) {
-        r = read_status(it, &st, &len);
+        r = read_status(it, &st, &len, wait);
+        if (r == -EAGAIN) {
+            return r;
+        }
         if (r < 0) {
             if (r == -ENOMEM) {
                 return fail(it, r, "out of memory");
@@ -458,6 +472,20 @@ static int await_init(subiter *it)
     }
 }
 
+/* A handle without a worker yet: dead until its worker is ready. */
+static subiter *new_handle(void)
+{
+    subiter *it = subiter__malloc(sizeof *it);
+
+    if (it != NULL) {
+        memset(it, 0, sizeof *it);
+        subiter__proc_init(&it->proc);
+        it->efd = -1;
+        it->state = ST_DEAD;
+    }
+    return it;
+}
+
 int subiter_open(subiter **out, subiter_iter_fn fn, void *arg,
                  const subiter_opts *opts)
 {
@@ -469,14 +497,10 @@ int subiter_open(subiter **out, subiter_iter_fn fn, void *arg,
         return -EINVAL;
     }
     *out = NULL;
-    it = subiter__malloc(sizeof *it);
+    it = new_handle();
     if (it == NULL) {
         return -ENOMEM;
     }
-    memset(it, 0, sizeof *it);
-    subiter__proc_init(&it->proc);
-    it->efd = -1;
-    it->state = ST_DEAD;
     *out = it;
 
     r = read_opts(&o, opts);
@@ -492,11 +516,11 @@ int subiter_open(subiter **out, subiter_iter_fn fn, void *arg,
     }
     it->timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 0;
     it->grace_ms = o.grace_ms;
-    r = spawn(it, &o, fn, arg);
+    r = spawn(it, &o, fn, arg, 0, 1);
     if (r < 0) {
         return r;
     }
-    return await_init(it);
+    return await_init(it, true);
 }
 
 /* ---- iterate ---- */
@@ -531,6 +555,7 @@ int subiter_start(subiter *it, const void *input, size_t len)
         return broke(it, "command ring full");
     }
     it->state = ST_ITERATING;
+    it->stop_sent = false;
     it->started = true;
     it->items_iter = 0;
     it->got_started = false;
@@ -607,16 +632,24 @@ static int end_status(subiter *it, const struct subiter__status *st)
  * released yet), or what subiter_next() returns at the end: 0,
  * SUBITER_EITER, or an error.
  */
-static int next_item(subiter *it, struct subiter__status *st, uint32_t *len)
+static int next_item(subiter *it, struct subiter__status *st, uint32_t *len,
+                     bool wait, bool items_ok)
 {
     int r;
 
     for (;;) {
-        r = read_status(it, st, len);
+        r = read_status(it, st, len, wait);
+        if (r == -EAGAIN) {
+            return r;
+        }
         if (r < 0) {
             return r == -ENOMEM ? fail(it, r, "out of memory") : r;
         }
         if (st->code == SUBITER__ITEM) {
+            if (!items_ok) {
+                /* Left where it is (not released, not counted). */
+                return -EBUSY;
+            }
             consumed_one(it);
             return 1;
         }
@@ -633,7 +666,7 @@ static int next_item(subiter *it, struct subiter__status *st, uint32_t *len)
     }
 }
 
-int subiter_next(subiter *it, subiter_item *item)
+static int next(subiter *it, subiter_item *item, bool wait, bool items_ok)
 {
     struct subiter__status st;
     uint32_t len;
@@ -659,7 +692,7 @@ int subiter_next(subiter *it, subiter_item *item)
                                   "called");
     }
     release_held(it);
-    r = next_item(it, &st, &len);
+    r = next_item(it, &st, &len, wait, items_ok);
     if (r != 1) {
         return r;
     }
@@ -678,6 +711,11 @@ int subiter_next(subiter *it, subiter_item *item)
     return 1;
 }
 
+int subiter_next(subiter *it, subiter_item *item)
+{
+    return next(it, item, true, true);
+}
+
 int subiter_stop(subiter *it)
 {
     struct subiter__status st;
@@ -694,10 +732,11 @@ int subiter_stop(subiter *it)
         return 0;
     }
     release_held(it);
-    if (push_command(it, SUBITER__CMD_STOP, NULL, 0) < 0) {
+    if (!it->stop_sent && push_command(it, SUBITER__CMD_STOP, NULL, 0) < 0) {
         return broke(it, "command ring full");
     }
-    while ((r = next_item(it, &st, &len)) == 1) {
+    it->stop_sent = true;
+    while ((r = next_item(it, &st, &len, true, true)) == 1) {
         subiter__status_free(&st);
         subiter__ring_release(&it->items, len);
         it->need_wake = true;
@@ -716,28 +755,42 @@ int subiter_stop(subiter *it)
 
 /* ---- close ---- */
 
-static int end_child(subiter *it)
+/* Does closing this handle have a worker to end? */
+static bool must_end(const subiter *it)
 {
-    struct subiter__proc *p = &it->proc;
-    int64_t grace = (int64_t)it->grace_ms * 1000000;
+    return it->proc.pid > 0 && !it->died && !it->proc.reaped;
+}
+
+/* Reap every handle in v that still has a worker, each by its own grace
+ * counted from now; signal the ones left with `sig` (0: none). */
+static void reap_all(subiter **v, size_t n, int sig)
+{
+    int64_t now = subiter__now_ns();
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        struct subiter__proc *p = &v[i]->proc;
+
+        if (must_end(v[i]) &&
+            subiter__proc_reap(p, now + (int64_t)v[i]->grace_ms * 1000000) <
+                0 &&
+            sig != 0) {
+            p->signalled = true;
+            subiter__proc_signal(p, sig);
+        }
+    }
+}
+
+/* What subiter_close() returns for a handle whose worker is gone. */
+static int end_code(const subiter *it)
+{
+    const struct subiter__proc *p = &it->proc;
 
     if (p->pid <= 0) {
         return 0;
     }
     if (it->died) {
         return SUBITER_ECHILD; /* ECHILD, ETIMEDOUT or EPROTO was returned */
-    }
-    if (!p->reaped) {
-        if (it->shm != NULL) {
-            (void)push_command(it, SUBITER__CMD_ABORT, NULL, 0);
-        }
-        if (subiter__proc_reap(p, subiter__now_ns() + grace) < 0) {
-            p->signalled = true;
-            subiter__proc_signal(p, SIGTERM);
-            if (subiter__proc_reap(p, subiter__now_ns() + grace) < 0) {
-                subiter__proc_kill(p);
-            }
-        }
     }
     if (p->signalled) {
         return SUBITER_ETIMEDOUT;
@@ -749,6 +802,39 @@ static int end_child(subiter *it)
     return SUBITER_ECHILD;
 }
 
+void subiter__close_many(subiter **v, int *rc, size_t n)
+{
+    size_t i;
+
+    /* ABORT to all first, then one grace for all, SIGTERM to the ones
+     * left, one more grace, SIGKILL: n workers end in about the time one
+     * takes. */
+    for (i = 0; i < n; i++) {
+        release_held(v[i]);
+        if (must_end(v[i]) && v[i]->shm != NULL) {
+            (void)push_command(v[i], SUBITER__CMD_ABORT, NULL, 0);
+        }
+    }
+    reap_all(v, n, SIGTERM);
+    reap_all(v, n, SIGKILL);
+    for (i = 0; i < n; i++) {
+        subiter *it = v[i];
+
+        if (must_end(it)) {
+            subiter__proc_kill(&it->proc);
+        }
+        rc[i] = end_code(it);
+        subiter__proc_release(&it->proc);
+        if (it->shm != NULL) {
+            (void)munmap(it->shm, it->shm_len);
+        }
+        if (it->efd >= 0) {
+            (void)close(it->efd);
+        }
+        subiter__free(it);
+    }
+}
+
 int subiter_close(subiter *it)
 {
     int r;
@@ -756,17 +842,122 @@ int subiter_close(subiter *it)
     if (it == NULL) {
         return 0;
     }
-    release_held(it);
-    r = end_child(it);
-    subiter__proc_release(&it->proc);
-    if (it->shm != NULL) {
-        (void)munmap(it->shm, it->shm_len);
-    }
-    if (it->efd >= 0) {
-        (void)close(it->efd);
-    }
-    subiter__free(it);
+    subiter__close_many(&it, &r, 1);
     return r;
+}
+
+/* ---- what a pool builds on ---- */
+
+int subiter__open_async(subiter **out, subiter_iter_fn fn, void *arg,
+                        const subiter_opts *opts, unsigned worker_id,
+                        unsigned num_workers)
+{
+    subiter_opts o;
+    subiter *it;
+    int r;
+
+    *out = NULL;
+    r = read_opts(&o, opts);
+    if (r < 0) {
+        return r;
+    }
+    it = new_handle();
+    if (it == NULL) {
+        return -ENOMEM;
+    }
+    it->timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 0;
+    it->grace_ms = o.grace_ms;
+    *out = it;
+    return spawn(it, &o, fn, arg, worker_id, num_workers);
+}
+
+int subiter__init_wait(subiter *it)
+{
+    return await_init(it, true);
+}
+
+int subiter__init_step(subiter *it)
+{
+    int r = await_init(it, false);
+
+    return r == -EAGAIN ? 0 : r == 0 ? 1 : r;
+}
+
+int subiter__next_nowait(subiter *it, subiter_item *item, bool items_ok)
+{
+    return next(it, item, false, items_ok);
+}
+
+int subiter__send_stop(subiter *it)
+{
+    if (it->state != ST_ITERATING || it->stop_sent) {
+        return 0;
+    }
+    release_held(it);
+    if (push_command(it, SUBITER__CMD_STOP, NULL, 0) < 0) {
+        return broke(it, "command ring full");
+    }
+    it->stop_sent = true;
+    return 0;
+}
+
+void subiter__release(subiter *it)
+{
+    release_held(it);
+    if (it->need_wake && it->shm != NULL && it->state != ST_DEAD) {
+        wake_child(it);
+    }
+}
+
+void subiter__arm(subiter *it, bool on)
+{
+    if (it->shm == NULL) {
+        return;
+    }
+    atomic_store_explicit(&it->shm->parent_sleeping, on ? 1 : 0,
+                          memory_order_relaxed);
+    if (on) {
+        /* seq_cst: pairs with the fence in the worker's wake_parent();
+         * the caller looks at the ring again before it sleeps. */
+        atomic_thread_fence(memory_order_seq_cst);
+    }
+}
+
+void subiter__fds(const subiter *it, int *efd, int *pidfd)
+{
+    *efd = it->efd;
+    *pidfd = it->proc.reaped ? -1 : it->proc.pidfd;
+}
+
+bool subiter__check_exit(subiter *it)
+{
+    if (!it->exited && !it->died && it->proc.pid > 0 &&
+        subiter__proc_exited(&it->proc)) {
+        it->exited = true;
+    }
+    return it->exited;
+}
+
+void subiter__mark_exited(subiter *it)
+{
+    it->exited = true;
+}
+
+bool subiter__alive(const subiter *it)
+{
+    return it->proc.pid > 0 && !it->died && !it->proc.reaped;
+}
+
+int subiter__kill(subiter *it, int code, const char *why)
+{
+    return die(it, code, why);
+}
+
+void subiter__signal(subiter *it, int sig)
+{
+    if (subiter__alive(it)) {
+        subiter__proc_signal(&it->proc, sig);
+    }
 }
 
 /* ---- inspection ---- */

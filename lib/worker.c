@@ -33,6 +33,8 @@ struct subiter_gen {
     uint32_t published;
     uint32_t consumed; /* the parent's items_consumed, as last read */
     uint64_t seq;
+    unsigned worker_id;            /* the shard this worker produces */
+    unsigned num_workers;          /* how many shards there are */
     struct subiter__command start; /* owns the input */
     bool stop;
     bool abort;
@@ -426,6 +428,8 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     g.magic = GEN_MAGIC;
     g.shm = base;
     g.efd = a->efd;
+    g.worker_id = a->worker_id;
+    g.num_workers = a->num_workers > 0 ? a->num_workers : 1;
     if (g.shm->magic != SUBITER__SHM_MAGIC) {
         _exit(SUBITER__EXIT_BAD_MAGIC);
     }
@@ -560,4 +564,14 @@ const void *subiter_input(const subiter_gen *g, size_t *len)
         *len = g->start.input_len;
     }
     return g->start.input;
+}
+
+unsigned subiter_worker_id(const subiter_gen *g)
+{
+    return g != NULL && g->magic == GEN_MAGIC ? g->worker_id : 0;
+}
+
+unsigned subiter_num_workers(const subiter_gen *g)
+{
+    return g != NULL && g->magic == GEN_MAGIC ? g->num_workers : 1;
 }

@@ -40,8 +40,8 @@ START_TEST(test_error_table_is_consistent)
 {
     size_t i, j;
 
-    /* Six codes, counting down from -1000 without a gap. */
-    ck_assert_uint_eq(NCODES, 6);
+    /* Seven codes, counting down from -1000 without a gap. */
+    ck_assert_uint_eq(NCODES, 7);
     for (i = 0; i < NCODES; i++) {
         ck_assert_int_eq(codes[i].value, -1000 - (int)i);
         ck_assert_ptr_nonnull(codes[i].desc);
@@ -71,12 +71,14 @@ START_TEST(test_error_every_library_code_by_name)
         {SUBITER_ETIMEDOUT, "SUBITER_ETIMEDOUT"},
         {SUBITER_EPROTO, "SUBITER_EPROTO"},
         {SUBITER_ECLOSED, "SUBITER_ECLOSED"},
+        {SUBITER_ECANCELED, "SUBITER_ECANCELED"},
         {SUBITER_STOPPED, "SUBITER_STOPPED"},
     };
     size_t i;
 
     ck_assert_int_eq(SUBITER_EINIT, -1000);
     ck_assert_int_eq(SUBITER_ECLOSED, -1005);
+    ck_assert_int_eq(SUBITER_ECANCELED, -1006);
     ck_assert_int_gt(SUBITER_STOPPED, 0);
     for (i = 0; i < sizeof want / sizeof want[0]; i++) {
         ck_assert_str_eq(subiter_errname(want[i].code), want[i].name);
@@ -126,7 +128,7 @@ END_TEST
 START_TEST(test_error_unknown_codes_never_null)
 {
     static const int odd[] = {12345, -999999, INT_MIN, INT_MAX, 2,
-                              -999,  -1006,   -4095,   -4096,   -5000};
+                              -999,  -1007,   -4095,   -4096,   -5000};
     size_t i;
 
     for (i = 0; i < sizeof odd / sizeof odd[0]; i++) {
@@ -137,8 +139,8 @@ START_TEST(test_error_unknown_codes_never_null)
     }
     /* Codes nobody defined do not borrow a library code's text. */
     for (i = 0; i < NCODES; i++) {
-        ck_assert_str_ne(subiter_strerror(-1006), codes[i].desc);
-        ck_assert_str_ne(subiter_errname(-1006), codes[i].name);
+        ck_assert_str_ne(subiter_strerror(-1007), codes[i].desc);
+        ck_assert_str_ne(subiter_errname(-1007), codes[i].name);
         ck_assert_str_ne(subiter_strerror(-999), codes[i].desc);
         ck_assert_str_ne(subiter_strerror(INT_MIN), codes[i].desc);
     }
@@ -419,6 +421,40 @@ START_TEST(test_error_produces_eclosed)
 }
 END_TEST
 
+/* A pool's finalize with no grace cancels the running task (deaf to ABORT:
+ * one item, then 30 s asleep) and the queued one. */
+START_TEST(test_error_produces_ecanceled)
+{
+    struct tu_snapshot snap;
+    subiter_opts o = tu_opts(0);
+    subiter_pool_opts po = SUBITER_POOL_OPTS_INIT;
+    subiter_pool *p;
+    subiter_pool_item item;
+    int r, ends = 0;
+
+    tu_snapshot(&snap);
+    po.workers = 1;
+    po.worker = &o;
+    ck_assert_int_eq(subiter_pool_open(&p, tu_gen_hang, NULL, &po), 0);
+    ck_assert_int_eq(subiter_pool_submit(p, NULL, 0, 0, NULL), 0);
+    ck_assert_int_eq(subiter_pool_submit(p, NULL, 0, 0, NULL), 0);
+    ck_assert_int_eq(subiter_pool_finalize(p, 0), 0);
+    while ((r = subiter_pool_next(p, &item)) == 1) {
+        if (item.kind == SUBITER_POOL_TASK_END) {
+            ck_assert_int_eq(item.code, SUBITER_ECANCELED);
+            ck_assert_str_ne(item.errmsg, "");
+            ends++;
+        }
+    }
+    ck_assert_int_eq(r, 0);
+    ck_assert_int_eq(ends, 2);
+    ck_assert_int_eq(subiter_pool_submit(p, NULL, 0, 0, NULL), -ESHUTDOWN);
+    r = subiter_pool_close(p);
+    ck_assert_msg(r == 0 || r == SUBITER_ETIMEDOUT, "close: %d", r);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 /*
  * A system call's failure surfaces as its -errno with a message: no fd
  * left (RLIMIT_NOFILE at the highest fd in use) makes memfd_create() fail.
@@ -484,6 +520,7 @@ static Suite *error_suite(void)
     tcase_add_test(tc, test_error_produces_etimedout_in_open);
     tcase_add_test(tc, test_error_produces_eproto);
     tcase_add_test(tc, test_error_produces_eclosed);
+    tcase_add_test(tc, test_error_produces_ecanceled);
     tcase_add_test(tc, test_error_produces_errno_from_the_system);
     suite_add_tcase(s, tc);
     return s;
