@@ -1,7 +1,7 @@
-/* loader.c: a small data-loading pipeline. Worker processes started with
- * subiter read record files, verify and transform every record, and
- * stream the results to the parent, which checks them; then the same work
- * is done in-process for comparison.
+/* loader.c: a small data-loading pipeline. A pool of worker processes
+ * (subiter_pool) reads record files, verifies and transforms every record,
+ * and streams the results to the parent, which checks them; then the same
+ * work is done in-process for comparison.
  *
  * The dataset is a directory of shard files, generated on the first run
  * (and again whenever the requested dataset differs from the one there):
@@ -27,20 +27,29 @@
  *         offset 20  uint32  CRC-32 of the payload
  *         offset 24  ...     payload (pseudo-random bytes)
  *
- * Shards go round robin to the workers; worker k gets the list of its
- * shard numbers as the input of subiter_start(). It reads each file 1 MiB
- * at a time, checks every header and CRC, computes features of the
- * payload (mean, variance, a 16-bin histogram), and writes one result per
- * record straight into ring memory (subiter_reserve/subiter_commit): a
- * fixed struct, then the payload itself unless --no-payload. After the
+ * The pool has one worker per CPU (or --workers). subiter_pool_start()
+ * gives every worker the same input, the list of shards to read, and each
+ * takes its share: entries k, k + N, k + 2N, ... where k is
+ * subiter_worker_id() and N subiter_num_workers(). A worker reads each
+ * file 1 MiB at a time, checks every header and CRC, computes features of
+ * the payload (mean, variance, a 16-bin histogram), and writes one result
+ * per record straight into ring memory (subiter_reserve/subiter_commit):
+ * a fixed struct, then the payload itself unless --no-payload. After the
  * last record of a shard it sends an end-of-shard result with the count.
- * A bad file makes the generator fail with a message naming it
- * (subiter_fail); the parent prints it and starts the worker again on the
- * rest of its list, so the other shards still finish.
+ * A bad file makes the generator send a shard-failed result and fail with
+ * a message naming the file (subiter_fail): the pool stops the other
+ * workers and subiter_pool_next() returns SUBITER_EITER, with the worker
+ * and that message in subiter_pool_errmsg(). The parent prints it and
+ * starts the pool again on the shards left, so the other shards still
+ * finish. A worker that dies (kill -9 one) is replaced, and its
+ * replacement reads its shards again, skipping the results already
+ * delivered (restart_shards): the run goes on as if nothing happened.
  *
- * The parent pulls results from every worker in turn (subiter_next),
- * checks the order and count of each shard, the byte sum of every payload
- * and, for one record in 16, its CRC-32 again.
+ * The parent takes the results from subiter_pool_next(): round robin over
+ * the workers, the same order every run, or with --unordered from
+ * whichever worker has one first. It checks the order and count of each
+ * shard, the byte sum of every payload and, for one record in 16, its
+ * CRC-32 again.
  *
  *     ./loader                         generate (once), load, compare
  *     ./loader --workers 4 --records 1000000 --item-bytes 256
@@ -61,6 +70,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -91,8 +101,7 @@
 
 #define DEFAULT_RECORDS 200000ul
 #define DEFAULT_ITEM_BYTES 1024ul
-#define DEFAULT_WORKERS 2ul
-#define DEFAULT_SHARDS 8ul /* or the number of workers, if larger */
+#define DEFAULT_SHARDS 8ul /* or --workers, if larger */
 #define MAX_RECORDS 100000000ul
 #define MAX_ITEM_BYTES (1ul << 20)
 #define MAX_WORKERS 256ul
@@ -119,11 +128,12 @@ struct reader {
     uint32_t crc_table[256];
 };
 
-enum { RESULT_RECORD = 1, RESULT_SHARD_END = 2 };
+/* RESULT_SHARD_FAILED: the shard is bad, the generator fails next. */
+enum { RESULT_RECORD = 1, RESULT_SHARD_END = 2, RESULT_SHARD_FAILED = 3 };
 
 /* One result, followed in the item by payload_len bytes of payload. */
 struct result {
-    uint32_t kind;         /* RESULT_RECORD or RESULT_SHARD_END */
+    uint32_t kind;         /* RESULT_RECORD, _SHARD_END or _FAILED */
     uint32_t shard;        /* the shard it comes from */
     uint64_t index;        /* record: its index; end: records in the shard */
     uint64_t byte_sum;     /* sum of the payload's bytes (end: the shard's) */
@@ -148,34 +158,25 @@ struct sink {
     void *ctx;
 };
 
-/* SHARD_LOST: its worker died before the end of it. */
+/* SHARD_LOST: the pool could not finish it (workers kept failing). */
 enum { SHARD_PENDING = 0, SHARD_OK = 1, SHARD_FAILED = 2, SHARD_LOST = 3 };
 
 /* What the parent knows of one shard while it checks its results. */
 struct shard_state {
-    unsigned long first, expected; /* from the manifest */
-    unsigned long got;             /* records checked so far */
-    uint64_t byte_sum;             /* their byte sum */
-    int status;                    /* SHARD_PENDING, _OK, ... */
+    unsigned long first, expected;  /* from the manifest */
+    unsigned long got, crc_checked; /* records checked so far, CRCs again */
+    uint64_t byte_sum;              /* their byte sum */
+    double mean_sum, var_sum, hist_sum[HIST_BINS]; /* their features */
+    int status;                                    /* SHARD_PENDING, ... */
 };
 
-/* The parent's checks and totals for one run over the dataset. */
+/* The parent's checks for one run over the dataset. */
 struct collector {
     const struct dataset *ds;
     int carry;
     struct shard_state *st;
-    unsigned long records, crc_checked;
-    double mean_sum, var_sum, hist_sum[HIST_BINS];
+    unsigned long records; /* checked so far, in every shard */
     uint32_t crc_table[256];
-};
-
-/* The parent's side of one worker: its handle and its shards. */
-struct worker {
-    subiter *it;
-    unsigned long id;     /* k: shards k, k + workers, k + 2 * workers... */
-    unsigned long n, pos; /* its number of shards; the first not finished */
-    int running;          /* an iteration is running */
-    pid_t pid;
 };
 
 static int progress_shown;
@@ -911,15 +912,19 @@ static int loader_init(subiter_gen *g, void *arg)
     return 0;
 }
 
-/* The generator: reads the shards listed in the input, in order. */
+/*
+ * The generator: the input lists the shards to read; this worker reads
+ * its share of them, in order (entries id, id + n, id + 2n, ...).
+ */
 static int loader_run(subiter_gen *g, void *arg)
 {
     struct reader *rd = arg;
     const struct sink sk = {ring_reserve, ring_commit, g};
+    size_t len, k, id = subiter_worker_id(g), n = subiter_num_workers(g);
     const unsigned char *in;
     char err[ERR_BYTES];
+    struct result res;
     uint32_t shard;
-    size_t len, k;
     int r;
 
     in = subiter_input(g, &len);
@@ -929,7 +934,7 @@ static int loader_run(subiter_gen *g, void *arg)
                             "bytes",
                             len);
     }
-    for (k = 0; k < len / sizeof shard; k++) {
+    for (k = id; k < len / sizeof shard; k += n) {
         memcpy(&shard, in + k * sizeof shard, sizeof shard);
         if (shard >= rd->ds->shards) {
             return subiter_fail(g, "no shard %lu", (unsigned long)shard);
@@ -940,6 +945,16 @@ static int loader_run(subiter_gen *g, void *arg)
             return r; /* stopped: return at once */
         }
         if (r < 0) {
+            /*
+             * Say which shard before failing: the items published before
+             * the failure reach the parent first.
+             */
+            memset(&res, 0, sizeof res);
+            res.kind = RESULT_SHARD_FAILED;
+            res.shard = shard;
+            if ((r = subiter_yield(g, &res, sizeof res)) != 0) {
+                return r;
+            }
             return subiter_fail(g, "%s", err);
         }
     }
@@ -968,31 +983,52 @@ static int collector_init(struct collector *c, const struct dataset *ds,
     return 0;
 }
 
+/* Forget what shard s delivered: it is going to be read again. */
+static void shard_reset(struct collector *c, unsigned long s)
+{
+    struct shard_state *st = &c->st[s];
+
+    c->records -= st->got;
+    st->got = st->crc_checked = 0;
+    st->byte_sum = 0;
+    st->mean_sum = st->var_sum = 0;
+    memset(st->hist_sum, 0, sizeof st->hist_sum);
+}
+
 /*
- * Check one result of shard s (the shard its worker is reading) and add it
- * to the totals. RESULT_RECORD or RESULT_SHARD_END, or -1 with a message
- * in err.
+ * Check one result and add it to its shard's totals: RESULT_RECORD,
+ * RESULT_SHARD_END or RESULT_SHARD_FAILED, or -1 with a message in err.
+ * *shard is set to the result's shard once it is known to be one being
+ * read, else to ULONG_MAX.
  */
-static int check_item(struct collector *c, unsigned long s, const void *data,
-                      size_t len, char *err, size_t errlen)
+static int check_item(struct collector *c, const void *data, size_t len,
+                      unsigned long *shard, char *err, size_t errlen)
 {
     const unsigned char *payload =
         (const unsigned char *)data + sizeof(struct result);
-    struct shard_state *st = &c->st[s];
     size_t n = c->carry ? c->ds->item_bytes : 0;
+    struct shard_state *st;
     struct result res;
+    unsigned long s;
     uint64_t sum;
     int b;
 
+    *shard = ULONG_MAX;
     if (len < sizeof res) {
-        snprintf(err, errlen, "shard %lu: a result of %zu bytes", s, len);
+        snprintf(err, errlen, "a result of %zu bytes", len);
         return -1;
     }
     memcpy(&res, data, sizeof res);
-    if (res.shard != s) {
-        snprintf(err, errlen, "a result from shard %lu while reading shard %lu",
-                 (unsigned long)res.shard, s);
+    s = res.shard;
+    if (s >= c->ds->shards || c->st[s].status != SHARD_PENDING) {
+        snprintf(err, errlen, "a result from shard %lu, not one being read", s);
         return -1;
+    }
+    *shard = s;
+    st = &c->st[s];
+    if (res.kind == RESULT_SHARD_FAILED && len == sizeof res) {
+        st->status = SHARD_FAILED;
+        return RESULT_SHARD_FAILED;
     }
     if (res.kind == RESULT_SHARD_END) {
         if (len != sizeof res || res.index != st->got ||
@@ -1043,17 +1079,17 @@ static int check_item(struct collector *c, unsigned long s, const void *data,
                          (unsigned long long)res.index);
                 return -1;
             }
-            c->crc_checked++;
+            st->crc_checked++;
         }
     }
     st->got++;
     st->byte_sum += res.byte_sum;
-    c->records++;
-    c->mean_sum += res.mean;
-    c->var_sum += res.variance;
+    st->mean_sum += res.mean;
+    st->var_sum += res.variance;
     for (b = 0; b < HIST_BINS; b++) {
-        c->hist_sum[b] += res.hist[b];
+        st->hist_sum[b] += res.hist[b];
     }
+    c->records++;
     return RESULT_RECORD;
 }
 
@@ -1065,121 +1101,68 @@ static void progress(unsigned long done, unsigned long total, double t)
     progress_shown = 1;
 }
 
-/* The shard worker w is reading. */
-static unsigned long current_shard(const struct worker *w, unsigned long nw)
-{
-    return w->id + w->pos * nw;
-}
-
-/* Shards from w->pos on are lost (the worker is gone): mark and say so. */
-static void fail_rest(struct worker *w, unsigned long nw, struct collector *c)
-{
-    for (; w->pos < w->n; w->pos++) {
-        c->st[current_shard(w, nw)].status = SHARD_LOST;
-        say("shard-%03lu.rec: left unfinished by worker %lu",
-            current_shard(w, nw), w->id);
-    }
-    w->running = 0;
-}
-
-/* Report a failed call on w's handle. */
-static void report(const struct worker *w, int r)
-{
-    const char *msg = subiter_errmsg(w->it);
-
-    /* For SUBITER_EITER, errmsg is the generator's: it names the file. */
-    say("worker %lu (pid %ld): %s%s%s", w->id, (long)w->pid,
-        r == SUBITER_EITER ? "" : subiter_errname(r),
-        r == SUBITER_EITER ? "" : ": ", *msg ? msg : subiter_strerror(r));
-}
-
-/* Start w on its shards from w->pos on, or mark it finished. */
-static void start_rest(struct worker *w, unsigned long nw, struct collector *c)
+/*
+ * Read every shard with the pool: start it on the list of the shards
+ * left, check each result as it comes, and after a failure (a bad shard, a
+ * bad result, a worker that died twice: the pool has replaced it) start
+ * again on the shards still left, until two rounds in a row finish none.
+ * Returns the number of rounds.
+ */
+static unsigned long load_all(subiter_pool *p, struct collector *c, double t0)
 {
     static uint32_t list[MAX_SHARDS];
-    unsigned long k;
-    int r;
-
-    w->running = 0;
-    if (w->pos >= w->n) {
-        return;
-    }
-    for (k = w->pos; k < w->n; k++) {
-        list[k - w->pos] = (uint32_t)(w->id + k * nw);
-    }
-    r = subiter_start(w->it, list, (w->n - w->pos) * sizeof list[0]);
-    if (r != 0) {
-        report(w, r);
-        fail_rest(w, nw, c);
-        return;
-    }
-    w->running = 1;
-}
-
-/* Pull results from the workers in turn until all are done. */
-static void pull_all(struct worker *ws, unsigned long nw, struct collector *c,
-                     double t0)
-{
-    int tty = isatty(STDERR_FILENO), running = 1, r;
-    unsigned long k, s, turns = 0;
-    double last = 0;
+    unsigned long s, n, left = ULONG_MAX, rounds = 0, items = 0, shard;
+    unsigned long fruitless = 0;
+    int tty = isatty(STDERR_FILENO), r;
     char err[ERR_BYTES];
-    struct worker *w;
-    subiter_item item;
+    subiter_pool_item item;
+    double last = 0;
 
-    while (running) {
-        running = 0;
-        for (k = 0; k < nw; k++) {
-            w = &ws[k];
-            if (!w->running) {
-                continue;
-            }
-            running = 1;
-            s = current_shard(w, nw);
-            r = subiter_next(w->it, &item);
-            if (r == 1) {
-                /* item.data points into the ring: check it in place. */
-                r = check_item(c, s, item.data, item.len, err, sizeof err);
-                if (r == RESULT_SHARD_END) {
-                    w->pos++;
-                    if (w->pos == w->n) {
-                        /* The next call returns 0: the list is done. */
-                        continue;
-                    }
-                } else if (r < 0) {
-                    say("worker %lu (pid %ld): bad result: %s", w->id,
-                        (long)w->pid, err);
-                    c->st[s].status = SHARD_FAILED;
-                    w->pos++;
-                    if ((r = subiter_stop(w->it)) != 0) {
-                        report(w, r);
-                        fail_rest(w, nw, c);
-                    } else {
-                        start_rest(w, nw, c);
-                    }
-                }
-            } else if (r == 0) {
-                if (w->pos < w->n) {
-                    say("worker %lu (pid %ld) ended before its last shard",
-                        w->id, (long)w->pid);
-                    fail_rest(w, nw, c);
-                }
-                w->running = 0;
-            } else if (r == SUBITER_EITER) {
-                /* A bad shard: errmsg names it. Go on with the rest. */
-                report(w, r);
-                c->st[s].status = SHARD_FAILED;
-                w->pos++;
-                start_rest(w, nw, c);
-            } else {
-                /* Dead (ECHILD, ETIMEDOUT, EPROTO): the handle is gone. */
-                report(w, r);
-                fail_rest(w, nw, c);
+    for (;;) {
+        /* The shards left; what an interrupted round delivered goes. */
+        for (n = s = 0; s < c->ds->shards; s++) {
+            if (c->st[s].status == SHARD_PENDING) {
+                shard_reset(c, s);
+                list[n++] = (uint32_t)s;
             }
         }
-        if (tty && ++turns % 256 == 0 && now_s() - last > 0.1) {
-            last = now_s();
-            progress(c->records, c->ds->records, last - t0);
+        fruitless = n == left ? fruitless + 1 : 0;
+        if (n == 0 || fruitless == 2) {
+            break; /* done, or the last two rounds finished no shard */
+        }
+        left = n;
+        rounds++;
+        r = subiter_pool_start(p, list, n * sizeof list[0]);
+        if (r != 0) {
+            say("subiter_pool_start: %s: %s", subiter_errname(r),
+                subiter_pool_errmsg(p));
+            break;
+        }
+        while ((r = subiter_pool_next(p, &item)) == 1) {
+            /* item.data points into the worker's ring: check it there. */
+            if (check_item(c, item.data, item.len, &shard, err, sizeof err) <
+                0) {
+                say("worker %u: bad result: %s", item.worker, err);
+                if (shard != ULONG_MAX) {
+                    c->st[shard].status = SHARD_FAILED;
+                }
+                r = subiter_pool_stop(p);
+                break;
+            }
+            if (tty && ++items % 256 == 0 && now_s() - last > 0.1) {
+                last = now_s();
+                progress(c->records, c->ds->records, last - t0);
+            }
+        }
+        if (r < 0) {
+            /* SUBITER_EITER: the generator's message names the file. */
+            say("%s: %s", subiter_errname(r), subiter_pool_errmsg(p));
+        }
+    }
+    for (s = 0; s < c->ds->shards; s++) {
+        if (c->st[s].status == SHARD_PENDING) {
+            c->st[s].status = SHARD_LOST;
+            say("shard-%03lu.rec: not read: the workers kept failing", s);
         }
     }
     if (progress_shown) {
@@ -1187,13 +1170,13 @@ static void pull_all(struct worker *ws, unsigned long nw, struct collector *c,
         fputc('\n', stderr);
         progress_shown = 0;
     }
+    return rounds;
 }
 
 /* In-process sink: each result goes to a local buffer, checked at once. */
 struct local {
     unsigned char *buf;
     struct collector *c;
-    unsigned long shard;
 };
 
 static int local_reserve(void *ctx, size_t len, void **buf)
@@ -1208,8 +1191,9 @@ static int local_reserve(void *ctx, size_t len, void **buf)
 static int local_commit(void *ctx, size_t len, char *err, size_t errlen)
 {
     struct local *l = ctx;
+    unsigned long shard;
 
-    return check_item(l->c, l->shard, l->buf, len, err, errlen) < 0 ? -1 : 0;
+    return check_item(l->c, l->buf, len, &shard, err, errlen) < 0 ? -1 : 0;
 }
 
 /* The same work in one process: read, verify, transform, check. */
@@ -1236,7 +1220,6 @@ static double run_in_process(const struct dataset *ds, struct collector *c)
     }
     t0 = now_s();
     for (s = 0; s < ds->shards; s++) {
-        l.shard = s;
         if (read_shard(&rd, s, &sk, err, sizeof err) != 0) {
             c->st[s].status = SHARD_FAILED; /* the same as the workers' */
         }
@@ -1245,93 +1228,6 @@ static double run_in_process(const struct dataset *ds, struct collector *c)
     free(rd.buf);
     free(l.buf);
     return t;
-}
-
-/* ------------------------------------------------------------- main */
-
-#define USAGE                                                                  \
-    "usage: loader [--workers N] [--dir DIR] [--records N] [--item-bytes N]\n" \
-    "              [--shards N] [--no-payload] [--corrupt] [--regenerate]\n"
-
-/* Bad arguments: say why, then how to ask for help; exit status 2. */
-static int bad_usage(const char *why, const char *arg)
-{
-    if (arg != NULL) {
-        fprintf(stderr, "loader: %s '%s'\n", why, arg);
-    } else {
-        fprintf(stderr, "loader: %s\n", why);
-    }
-    fputs(USAGE "Try 'loader --help' for more.\n", stderr);
-    return 2;
-}
-
-static void usage(FILE *f)
-{
-    fprintf(
-        f,
-        USAGE
-        "\n"
-        "A data-loading pipeline: worker processes (subiter) read shard\n"
-        "files of checksummed records, verify and transform each record\n"
-        "and stream the results to this process, which checks them; then\n"
-        "the same work is done in-process to compare. The dataset is\n"
-        "generated in DIR first unless it is already there.\n"
-        "\n"
-        "  --workers N     worker processes, 1..%lu (default %lu)\n"
-        "  --dir DIR       dataset directory, created if missing\n"
-        "                  (default $TMPDIR/subiter-loader-data, or\n"
-        "                  /tmp/subiter-loader-data)\n"
-        "  --records N     records in the dataset, 1..%lu (default %lu)\n"
-        "  --item-bytes N  payload bytes per record, 1..%lu (default %lu)\n"
-        "  --shards N      shard files, 1..%lu (default %lu, or the\n"
-        "                  number of workers if larger; an existing\n"
-        "                  dataset keeps its own unless this is given)\n"
-        "  --no-payload    send only each record's features, not its\n"
-        "                  payload\n"
-        "  --corrupt       cut the middle shard file short, to show how a\n"
-        "                  bad file is reported (the next run without it\n"
-        "                  makes that shard again)\n"
-        "  --regenerate    generate the dataset even if it is there\n"
-        "  --help          show this help\n"
-        "\n"
-        "An existing dataset is reused when its manifest matches --records,\n"
-        "--item-bytes (and --shards, if given); otherwise it is made\n"
-        "again. Cutting a shard file by hand (truncate -s -100\n"
-        "DIR/shard-003.rec) is reported the same way as --corrupt.\n"
-        "\n"
-        "Exit status: 0 when every shard was read and checked, 1 when any\n"
-        "failed, 2 on bad arguments.\n",
-        MAX_WORKERS, DEFAULT_WORKERS, MAX_RECORDS, DEFAULT_RECORDS,
-        MAX_ITEM_BYTES, DEFAULT_ITEM_BYTES, MAX_SHARDS, DEFAULT_SHARDS);
-}
-
-/* Parse a decimal number in [min, max]; 0 on success. */
-static int parse_ulong(const char *opt, const char *s, unsigned long min,
-                       unsigned long max, unsigned long *out)
-{
-    char *end;
-    unsigned long v;
-
-    errno = 0;
-    v = strtoul(s, &end, 10);
-    if (*s < '0' || *s > '9' || *end != '\0' || errno == ERANGE || v < min ||
-        v > max) {
-        fprintf(stderr, "loader: %s: '%s' is not a number from %lu to %lu\n",
-                opt, s, min, max);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static void close_all(struct worker *ws, unsigned long nw)
-{
-    unsigned long k;
-
-    for (k = 0; k < nw; k++) {
-        (void)subiter_close(ws[k].it);
-        ws[k].it = NULL;
-    }
 }
 
 /* Workers and in-process must agree on every shard they both finished. */
@@ -1354,10 +1250,151 @@ static int compare_runs(const struct collector *a, const struct collector *b)
     return 0;
 }
 
+/* Print what the run did; the number of shards not read in full. */
+static unsigned long summary(const struct collector *c,
+                             const struct collector *inproc, double t,
+                             double t_local)
+{
+    const struct dataset *ds = c->ds;
+    unsigned long s, failed = 0, crc_checked = 0;
+    double mb, mean = 0, var = 0, hist[HIST_BINS], dev = 0, d;
+    int b;
+
+    memset(hist, 0, sizeof hist);
+    for (s = 0; s < ds->shards; s++) {
+        failed += c->st[s].status != SHARD_OK;
+        crc_checked += c->st[s].crc_checked;
+        mean += c->st[s].mean_sum;
+        var += c->st[s].var_sum;
+        for (b = 0; b < HIST_BINS; b++) {
+            hist[b] += c->st[s].hist_sum[b];
+        }
+    }
+    mb = (double)c->records * (double)ds->item_bytes / 1e6;
+    printf("records:     %lu of %lu (counts, order and byte sums checked, "
+           "CRC-32 again on %lu)\n",
+           c->records, ds->records, crc_checked);
+    printf("shards:      %lu of %lu complete", ds->shards - failed, ds->shards);
+    if (failed > 0) {
+        printf(", %lu failed:", failed);
+        for (s = 0; s < ds->shards; s++) {
+            if (c->st[s].status != SHARD_OK) {
+                printf(" shard-%03lu.rec", s);
+            }
+        }
+    }
+    printf("\n");
+    printf("bytes:       %.0f of payload (%.1f MiB)%s\n", mb * 1e6,
+           mb * 1e6 / 1048576.0, c->carry ? ", delivered to this process" : "");
+    printf("seconds:     %.3f (start, read, verify, transform, pull, check, "
+           "close)\n",
+           t);
+    printf("records/s:   %.0f\n", (double)c->records / t);
+    printf("MB/s:        %.1f\n", mb / t);
+    if (c->records > 0) {
+        for (b = 0; b < HIST_BINS; b++) {
+            d = hist[b] / (double)c->records * HIST_BINS - 1.0;
+            d = d < 0 ? -d : d;
+            dev = d > dev ? d : dev;
+        }
+        printf("features:    mean byte %.4f, variance %.4f, histogram flat "
+               "within %.2f%%\n"
+               "             (uniform bytes: 0.5000, 0.0840, flat)\n",
+               mean / (double)c->records, var / (double)c->records,
+               dev * 100.0);
+    }
+    printf("in-process:  %.3f s, %.0f records/s (same work, one process)\n",
+           t_local, (double)inproc->records / t_local);
+    if (c->records > 0 && inproc->records > 0 && t_local > 0) {
+        printf("ratio:       %.2fx the in-process records/s\n",
+               ((double)c->records / t) / ((double)inproc->records / t_local));
+    }
+    return failed;
+}
+
+/* ------------------------------------------------------------- main */
+
+#define USAGE                                                                  \
+    "usage: loader [--workers N] [--unordered] [--dir DIR] [--records N]\n"    \
+    "              [--item-bytes N] [--shards N] [--no-payload] [--corrupt]\n" \
+    "              [--regenerate]\n"
+
+/* Bad arguments: say why, then how to ask for help; exit status 2. */
+static int bad_usage(const char *why, const char *arg)
+{
+    fprintf(stderr, "loader: %s '%s'\n", why, arg);
+    fputs(USAGE "Try 'loader --help' for more.\n", stderr);
+    return 2;
+}
+
+static void usage(void)
+{
+    printf(USAGE
+           "\n"
+           "A data-loading pipeline: a pool of worker processes (subiter)\n"
+           "reads shard files of checksummed records, verifies and\n"
+           "transforms each record and streams the results to this\n"
+           "process, which checks them; then the same work is done\n"
+           "in-process to compare. The dataset is generated in DIR first\n"
+           "unless it is already there.\n"
+           "\n"
+           "  --workers N     worker processes, 1..%lu (default: one per\n"
+           "                  CPU; at most one per shard)\n"
+           "  --unordered     take results from whichever worker has one\n"
+           "                  (default: round robin, the same order every\n"
+           "                  run)\n"
+           "  --dir DIR       dataset directory, created if missing\n"
+           "                  (default $TMPDIR/subiter-loader-data, or\n"
+           "                  /tmp/subiter-loader-data)\n"
+           "  --records N     records in the dataset, 1..%lu (default %lu)\n"
+           "  --item-bytes N  payload bytes per record, 1..%lu (default "
+           "%lu)\n"
+           "  --shards N      shard files, 1..%lu (default %lu, or\n"
+           "                  --workers if larger; an existing dataset\n"
+           "                  keeps its own unless this is given)\n"
+           "  --no-payload    send only each record's features, not its\n"
+           "                  payload\n"
+           "  --corrupt       cut the middle shard file short, to show how a\n"
+           "                  bad file is reported (the next run without it\n"
+           "                  makes that shard again)\n"
+           "  --regenerate    generate the dataset even if it is there\n"
+           "  --help          show this help\n"
+           "\n"
+           "An existing dataset is reused when its manifest matches\n"
+           "--records, --item-bytes (and --shards, if given); otherwise it\n"
+           "is made again. Cutting a shard file by hand (truncate -s -100\n"
+           "DIR/shard-003.rec) is reported the same way as --corrupt.\n"
+           "\n"
+           "Exit status: 0 when every shard was read and checked, 1 when any\n"
+           "failed, 2 on bad arguments.\n",
+           MAX_WORKERS, MAX_RECORDS, DEFAULT_RECORDS, MAX_ITEM_BYTES,
+           DEFAULT_ITEM_BYTES, MAX_SHARDS, DEFAULT_SHARDS);
+}
+
+/* Parse a decimal number in [1, max]; 0 on success. */
+static int parse_ulong(const char *opt, const char *s, unsigned long max,
+                       unsigned long *out)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end != '\0' || errno == ERANGE || v < 1 ||
+        v > max) {
+        fprintf(stderr, "loader: %s: '%s' is not a number from 1 to %lu\n", opt,
+                s, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"workers", required_argument, NULL, 'w'},
+        {"unordered", no_argument, NULL, 'u'},
         {"dir", required_argument, NULL, 'd'},
         {"records", required_argument, NULL, 'r'},
         {"item-bytes", required_argument, NULL, 'b'},
@@ -1370,44 +1407,47 @@ int main(int argc, char **argv)
     static struct dataset ds;
     static struct reader rd; /* the workers' copy of it is theirs */
     static struct collector col, inproc;
-    static struct worker ws[MAX_WORKERS];
-    subiter_opts opts = SUBITER_OPTS_INIT;
-    unsigned long workers = DEFAULT_WORKERS, nw, k, s, failed = 0;
-    unsigned long item;
+    subiter_pool_opts opts = SUBITER_POOL_OPTS_INIT;
+    subiter_pool_stats st = SUBITER_POOL_STATS_INIT;
+    subiter_opts wopts = SUBITER_OPTS_INIT;
+    subiter_pool *p = NULL;
+    unsigned long workers = 0, failed, rounds, k, item;
     int opt, r, carry = 1, corrupt = 0, regenerate = 0, shards_given = 0;
-    char short_opt[3] = "-?", pids[128];
+    char pids[128];
     const char *tmp, *dir = NULL;
-    double t0, t, t_local, mb, cpu0, cpu, hist_dev, d;
-    int b;
+    double t0, t, t_local, cpu0, cpu;
     size_t used;
 
     ds.records = DEFAULT_RECORDS;
     ds.item_bytes = DEFAULT_ITEM_BYTES;
     ds.shards = DEFAULT_SHARDS;
     opterr = 0; /* the messages below name the program, not its path */
-    while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
         case 'w':
-            if (parse_ulong("--workers", optarg, 1, MAX_WORKERS, &workers)) {
+            if (parse_ulong("--workers", optarg, MAX_WORKERS, &workers)) {
                 return 2;
             }
+            break;
+        case 'u':
+            opts.order = SUBITER_POOL_UNORDERED;
             break;
         case 'd':
             dir = optarg;
             break;
         case 'r':
-            if (parse_ulong("--records", optarg, 1, MAX_RECORDS, &ds.records)) {
+            if (parse_ulong("--records", optarg, MAX_RECORDS, &ds.records)) {
                 return 2;
             }
             break;
         case 'b':
-            if (parse_ulong("--item-bytes", optarg, 1, MAX_ITEM_BYTES,
+            if (parse_ulong("--item-bytes", optarg, MAX_ITEM_BYTES,
                             &ds.item_bytes)) {
                 return 2;
             }
             break;
         case 's':
-            if (parse_ulong("--shards", optarg, 1, MAX_SHARDS, &ds.shards)) {
+            if (parse_ulong("--shards", optarg, MAX_SHARDS, &ds.shards)) {
                 return 2;
             }
             shards_given = 1;
@@ -1422,16 +1462,12 @@ int main(int argc, char **argv)
             regenerate = 1;
             break;
         case 'h':
-            usage(stdout);
+            usage();
             return 0;
-        case ':':
-            return bad_usage("no value given for", argv[optind - 1]);
         default:
-            if (optopt != 0) {
-                short_opt[1] = (char)optopt;
-                return bad_usage("unknown option", short_opt);
-            }
-            return bad_usage("unknown option", argv[optind - 1]);
+            return bad_usage(optopt == 0 || opt == ':' ? "bad option"
+                                                       : "unknown option",
+                             argv[optind - 1]);
         }
     }
     if (optind < argc) {
@@ -1461,15 +1497,16 @@ int main(int argc, char **argv)
     }
     ds.corrupt = corrupt ? 0 : -1;
 
-    printf("subiter %s loader: up to %lu worker processes\n", subiter_version(),
-           workers);
+    printf("subiter %s loader: a pool of worker processes, %s\n",
+           subiter_version(),
+           opts.order == SUBITER_POOL_ORDERED ? "ordered" : "unordered");
     if (dataset_prepare(&ds, shards_given, regenerate) != 0) {
         return 1;
     }
-    nw = workers < ds.shards ? workers : ds.shards;
-    if (nw < workers) {
-        printf("workers:     %lu (not %lu: one shard each at least)\n", nw,
-               workers);
+    if (workers > ds.shards) {
+        printf("workers:     %lu (not %lu: one shard each at least)\n",
+               ds.shards, workers);
+        workers = ds.shards;
     }
     if (collector_init(&col, &ds, carry) != 0 ||
         collector_init(&inproc, &ds, carry) != 0) {
@@ -1481,31 +1518,45 @@ int main(int argc, char **argv)
     rd.ds = &ds;
     rd.carry = carry;
     item = (unsigned long)(sizeof(struct result) + ds.item_bytes);
-    opts.init = loader_init;
-    opts.buffer_items = 256;
-    if (opts.buffer_bytes < 4 * item) {
-        opts.buffer_bytes = 4 * item;
+    wopts.init = loader_init;
+    wopts.buffer_items = 256;
+    if (wopts.buffer_bytes < 4 * item) {
+        wopts.buffer_bytes = 4 * item;
     }
     /* Fail instead of hanging if a worker stops sending. */
-    opts.timeout_ms = 30000;
+    wopts.timeout_ms = 30000;
+    opts.workers = (unsigned)workers; /* 0: one per CPU */
+    opts.worker = &wopts;
+    /*
+     * A worker that dies is replaced and its replacement reads its shards
+     * again, skipping the results already delivered: the reader is
+     * deterministic, so nothing is lost or repeated.
+     */
+    opts.restart_shards = 1;
 
     fflush(stdout); /* before the forks */
     t0 = now_s();
     cpu0 = cpu_s(RUSAGE_SELF);
-    for (k = 0; k < nw; k++) {
-        ws[k].id = k;
-        ws[k].n = (ds.shards - k + nw - 1) / nw;
-        r = subiter_open(&ws[k].it, loader_run, &rd, &opts);
-        ws[k].pid = subiter_pid(ws[k].it);
-        if (r != 0) {
-            report(&ws[k], r);
-            close_all(ws, k + 1);
-            return 1;
-        }
-        start_rest(&ws[k], nw, &col);
+    r = subiter_pool_open(&p, loader_run, &rd, &opts);
+    if (r != 0) {
+        say("subiter_pool_open: %s: %s", subiter_errname(r),
+            subiter_pool_errmsg(p));
+        (void)subiter_pool_close(p);
+        return 1;
     }
-    pull_all(ws, nw, &col, t0);
-    close_all(ws, nw);
+    rounds = load_all(p, &col, t0);
+    used = 0;
+    pids[0] = '\0';
+    (void)subiter_pool_get_stats(p, &st);
+    for (k = 0; k < st.workers && used + 16 < sizeof pids; k++) {
+        used += (size_t)snprintf(pids + used, sizeof pids - used, "%s%ld",
+                                 k ? " " : "",
+                                 (long)subiter_pool_worker_pid(p, (unsigned)k));
+    }
+    r = subiter_pool_close(p);
+    if (r != 0) {
+        say("subiter_pool_close: %s", subiter_strerror(r));
+    }
     t = now_s() - t0;
     cpu = cpu_s(RUSAGE_SELF) - cpu0;
 
@@ -1514,60 +1565,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "loader: out of memory for the in-process run\n");
         return 1;
     }
-
-    mb = (double)col.records * (double)ds.item_bytes / 1e6;
-    printf("records:     %lu of %lu (counts, order and byte sums checked, "
-           "CRC-32 again on %lu)\n",
-           col.records, ds.records, col.crc_checked);
-    for (s = 0; s < ds.shards; s++) {
-        failed += col.st[s].status != SHARD_OK;
-    }
-    printf("shards:      %lu of %lu complete", ds.shards - failed, ds.shards);
-    if (failed > 0) {
-        printf(", %lu failed:", failed);
-        for (s = 0; s < ds.shards; s++) {
-            if (col.st[s].status != SHARD_OK) {
-                printf(" shard-%03lu.rec", s);
-            }
-        }
-    }
-    printf("\n");
-    printf("bytes:       %.0f of payload (%.1f MiB)%s\n", mb * 1e6,
-           mb * 1e6 / 1048576.0, carry ? ", delivered to this process" : "");
-    printf("seconds:     %.3f (start, read, verify, transform, pull, check, "
-           "close)\n",
-           t);
-    printf("records/s:   %.0f\n", (double)col.records / t);
-    printf("MB/s:        %.1f\n", mb / t);
-    used = 0;
-    pids[0] = '\0';
-    for (k = 0; k < nw && used + 16 < sizeof pids; k++) {
-        used += (size_t)snprintf(pids + used, sizeof pids - used, "%s%ld",
-                                 k ? " " : "", (long)ws[k].pid);
-    }
-    printf("workers:     %lu (pids %s%s)\n", nw, pids, k < nw ? " ..." : "");
+    failed = summary(&col, &inproc, t, t_local);
+    printf("workers:     %u (pids %s%s), %lu round%s, %llu replaced\n",
+           st.workers, pids, k < st.workers ? " ..." : "", rounds,
+           rounds == 1 ? "" : "s (after a failure, the shards left)",
+           st.replaced);
     /* The workers are reaped: RUSAGE_CHILDREN holds their CPU time. */
     printf("cpu:         %.3f s in the workers, %.3f s in this process\n",
            cpu_s(RUSAGE_CHILDREN), cpu);
-    if (col.records > 0) {
-        hist_dev = 0;
-        for (b = 0; b < HIST_BINS; b++) {
-            d = col.hist_sum[b] / (double)col.records * HIST_BINS - 1.0;
-            d = d < 0 ? -d : d;
-            hist_dev = d > hist_dev ? d : hist_dev;
-        }
-        printf("features:    mean byte %.4f, variance %.4f, histogram flat "
-               "within %.2f%%\n"
-               "             (uniform bytes: 0.5000, 0.0840, flat)\n",
-               col.mean_sum / (double)col.records,
-               col.var_sum / (double)col.records, hist_dev * 100.0);
-    }
-    printf("in-process:  %.3f s, %.0f records/s (same work, one process)\n",
-           t_local, (double)inproc.records / t_local);
-    if (col.records > 0 && inproc.records > 0 && t_local > 0) {
-        printf("ratio:       %.2fx the in-process records/s\n",
-               ((double)col.records / t) / ((double)inproc.records / t_local));
-    }
     if (compare_runs(&col, &inproc) != 0) {
         failed++;
     }
