@@ -40,7 +40,7 @@ struct shared {
 /* ---- generators and initializers (they run in the worker: no ck_*) ---- */
 
 /* What a shard's victim does after `after` items. */
-enum { SHARD_NONE, SHARD_FAIL, SHARD_SEGV, SHARD_PAUSE };
+enum { SHARD_NONE, SHARD_FAIL, SHARD_SEGV, SHARD_PAUSE, SHARD_DIE_ON_STOP };
 
 /* gen_shard()'s input. */
 struct shard_in {
@@ -91,6 +91,9 @@ static int gen_shard(subiter_gen *g, void *arg)
             }
         }
         if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
+            if (victim && in.how == SHARD_DIE_ON_STOP) {
+                raise(SIGKILL);
+            }
             return r;
         }
         k++;
@@ -948,6 +951,73 @@ START_TEST(test_pool_sharded_restart_shards)
 }
 END_TEST
 
+START_TEST(test_pool_sharded_restart_gives_up)
+{
+    struct tu_snapshot snap;
+    subiter_opts wo = tu_opts_grace(0, PROMPT_GRACE_MS);
+    subiter_pool_opts po = pool_opts(2, &wo);
+    struct shared *sh;
+    subiter_pool *p;
+    /* Shard 1 crashes after 10 items, every time. */
+    struct shard_in in = {N_ITEMS, 1, SHARD_SEGV, 10, 0};
+    int seen[N_ITEMS];
+
+    tu_snapshot(&snap);
+    sh = shared_new();
+    po.restart_shards = 1;
+    po.max_retries = 2;
+    ck_assert_int_eq(subiter_pool_open(&p, gen_shard, sh, &po), 0);
+    memset(seen, 0, sizeof seen);
+    ck_assert_int_eq(subiter_pool_start(p, &in, sizeof in), 0);
+    ck_assert_int_eq(collect(p, 2, 0, 1, N_ITEMS, seen, NULL, NULL),
+                     SUBITER_ECHILD);
+    assert_errmsg_has(p, "SIGSEGV");
+    assert_errmsg_has(p, "worker 1");
+    /* Two reruns, then the replacement after the last death. */
+    ck_assert_uint_eq(get_stats(p).replaced, 3);
+    run_plain(p, 2, true);
+    close_clean(p);
+    tu_shared_free(sh, PAGE);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+START_TEST(test_pool_sharded_stop_worker_dies)
+{
+    struct tu_snapshot snap;
+    subiter_opts wo = tu_opts_grace(0, PROMPT_GRACE_MS);
+    subiter_pool_opts po = pool_opts(2, &wo);
+    struct shared *sh;
+    subiter_pool *p;
+    subiter_pool_item item;
+    /* Far more items than the rings hold: shard 1 is still yielding when
+     * the stop comes, and dies of it. */
+    struct shard_in in = {10 * 1000 * 1000, 1, SHARD_DIE_ON_STOP, 0, 0};
+    pid_t pid1;
+    int k;
+
+    tu_snapshot(&snap);
+    sh = shared_new();
+    ck_assert_int_eq(subiter_pool_open(&p, gen_shard, sh, &po), 0);
+    pid1 = subiter_pool_worker_pid(p, 1);
+    ck_assert_int_eq(subiter_pool_start(p, &in, sizeof in), 0);
+    for (k = 0; k < 10; k++) {
+        ck_assert_int_eq(subiter_pool_next(p, &item), 1);
+    }
+    ck_assert_int_eq(subiter_pool_stop(p), SUBITER_ECHILD);
+    assert_errmsg_has(p, "while it stopped");
+    assert_errmsg_has(p, "SIGKILL");
+    assert_gone(pid1);
+    ck_assert_uint_eq(get_stats(p).replaced, 1);
+    /* Stopped: next says the iteration is over; the pool goes on. */
+    ck_assert_int_eq(subiter_pool_next(p, &item), 0);
+    run_plain(p, 2, true);
+    close_clean(p);
+    tu_shared_free(sh, PAGE);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 /* ---- tasks ---- */
 
 #define M_TASKS 30
@@ -1412,6 +1482,40 @@ START_TEST(test_pool_pause_resume)
 }
 END_TEST
 
+START_TEST(test_pool_paused_time_not_counted)
+{
+    struct tu_snapshot snap;
+    subiter_opts wo = tu_opts_grace(0, SHORT_GRACE_MS);
+    subiter_pool_opts po = pool_opts(1, &wo);
+    struct shared *sh;
+    static struct results res;
+    subiter_pool *p;
+    unsigned long long a;
+
+    tu_snapshot(&snap);
+    sh = shared_new();
+    with_callbacks(&po, &res);
+    po.task_timeout_ms = 1000;
+    ck_assert_int_eq(subiter_pool_open(&p, gen_job, sh, &po), 0);
+    /* A 100 ms task, paused for 1.5 s of its 1 s limit: it still ends
+     * well, because paused time does not count. */
+    a = submit(p, 5, JOB_SLEEP, 0, 100);
+    ck_assert_int_eq(subiter_pool_pause(p, 0), 0);
+    ck_assert_int_eq(subiter_pool_wait(p, 1500), -ETIMEDOUT);
+    ck_assert_int_eq(res.t[a].items, 0);
+    ck_assert_int_eq(subiter_pool_resume(p, 0), 0);
+    ck_assert_int_eq(subiter_pool_wait(p, 20000), 0);
+    ck_assert_int_eq(res.t[a].items, 1);
+    ck_assert_int_eq(res.t[a].last, f(5));
+    ck_assert_int_eq(res.t[a].ends, 0);
+    ck_assert_uint_eq(get_stats(p).timed_out, 0);
+    ck_assert_uint_eq(get_stats(p).done, 1);
+    close_clean(p);
+    tu_shared_free(sh, PAGE);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 /* Workers 1: a gate task that never opens, and three queued behind it. */
 static void submit_stuck(subiter_pool *p, unsigned long long *ids)
 {
@@ -1829,6 +1933,8 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_pool_sharded_shard_segv);
     tcase_add_test(tc, test_pool_sharded_shard_sigkilled);
     tcase_add_test(tc, test_pool_sharded_restart_shards);
+    tcase_add_test(tc, test_pool_sharded_restart_gives_up);
+    tcase_add_test(tc, test_pool_sharded_stop_worker_dies);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("tasks");
@@ -1848,6 +1954,7 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_pool_queue_bounded_with_callbacks);
     tcase_add_test(tc, test_pool_queue_full_deadlock);
     tcase_add_test(tc, test_pool_pause_resume);
+    tcase_add_test(tc, test_pool_paused_time_not_counted);
     tcase_add_test(tc, test_pool_finalize_cancels_with_callbacks);
     tcase_add_test(tc, test_pool_finalize_cancels_through_next);
     tcase_add_test(tc, test_pool_finalize_with_grace_finishes);

@@ -1,8 +1,9 @@
 /* soak.c: many open / iterate / close cycles, a fifth of them ending in a
- * crash or a timeout, then the same count of fds, library mappings,
- * children and /dev/shm entries as at the start, and no RSS growth beyond
- * noise. Run by `make check-soak` (not part of the quick suite). Prints
- * key=value lines; exits 1 on any leak. */
+ * crash or a timeout, then pool cycles (sharded iterations and tasks, with
+ * workers crashing, exiting and timing out); then the same count of fds,
+ * library mappings, children and /dev/shm entries as at the start, and no
+ * RSS growth beyond noise. Run by `make check-soak` (not part of the quick
+ * suite). Prints key=value lines; exits 1 on any leak. */
 #include "config.h"
 
 #include <dirent.h>
@@ -19,9 +20,8 @@
 
 enum fate { CLEAN, CRASH, TIMEOUT, EXIT, STOP };
 
-static int gen(subiter_gen *g, void *arg)
+static int produce(subiter_gen *g, enum fate f)
 {
-    enum fate f = (enum fate)(intptr_t)arg;
     char buf[256];
     int i, r;
 
@@ -41,6 +41,74 @@ static int gen(subiter_gen *g, void *arg)
         }
     }
     return 0;
+}
+
+static int gen(subiter_gen *g, void *arg)
+{
+    return produce(g, (enum fate)(intptr_t)arg);
+}
+
+/* A pool worker: the fate comes with the input. */
+static int gen_in(subiter_gen *g, void *arg)
+{
+    const int *f = subiter_input(g, NULL);
+
+    (void)arg;
+    return produce(g, f != NULL ? (enum fate) * f : CLEAN);
+}
+
+/*
+ * One pool cycle: open 2 workers; a sharded iteration (every 4th one with
+ * a crashing shard); tasks that end well, crash, exit and (every 8th
+ * cycle) hang past the task timeout; close. Returns how many outcomes
+ * were not the expected ones.
+ */
+static long pool_cycle(long i)
+{
+    static const int fates[] = {CLEAN, CRASH, CLEAN, EXIT};
+    subiter_pool_opts po = SUBITER_POOL_OPTS_INIT;
+    subiter_opts wo = SUBITER_OPTS_INIT;
+    subiter_pool_item item;
+    subiter_pool *p;
+    long bad = 0;
+    int f = i % 4 == 3 ? CRASH : CLEAN, r, k, ends = 0, want;
+
+    wo.grace_ms = 100;
+    wo.buffer_bytes = 64 * 1024;
+    po.workers = 2;
+    po.worker = &wo;
+    po.task_timeout_ms = 100;
+    if (subiter_pool_open(&p, gen_in, NULL, &po) != 0) {
+        fprintf(stderr, "pool cycle %ld: %s\n", i, subiter_pool_errmsg(p));
+        (void)subiter_pool_close(p);
+        return 1;
+    }
+    r = subiter_pool_start(p, &f, sizeof f);
+    while (r == 0 && (r = subiter_pool_next(p, &item)) == 1) {
+        r = 0;
+    }
+    bad += r != (f == CRASH ? SUBITER_ECHILD : 0);
+    want = i % 8 == 7 ? 5 : 4;
+    for (k = 0; k < want; k++) {
+        f = k == 4 ? TIMEOUT : fates[k];
+        bad += subiter_pool_submit(p, &f, sizeof f, 0, NULL) != 0;
+    }
+    while ((r = subiter_pool_next(p, &item)) == 1) {
+        if (item.kind != SUBITER_POOL_TASK_END) {
+            continue;
+        }
+        /* Tasks 1 and 3 end well, 2 and 4 die twice, 5 times out. */
+        ends++;
+        bad += item.code != (item.task % 2 == 1 && item.task < 5 ? 0
+                             : item.task == 5 ? SUBITER_ETIMEDOUT
+                                              : SUBITER_ECHILD);
+    }
+    bad += r != 0 || ends != want;
+    (void)subiter_pool_close(p);
+    if (bad) {
+        fprintf(stderr, "pool cycle %ld: %ld wrong outcomes\n", i, bad);
+    }
+    return bad;
 }
 
 static int count_dir(const char *path)
@@ -100,7 +168,8 @@ int main(int argc, char **argv)
 {
     long cycles = argc > 1 ? strtol(argv[1], NULL, 10) : 10000;
     int fds0, maps0, shm0, fds1, maps1, shm1, kids;
-    long rss0 = 0, rss1, i, bad = 0, outcomes[5] = {0};
+    long rss0 = 0, rss1, i, bad = 0, pool_bad = 0, outcomes[5] = {0};
+    long pool_cycles;
     struct timespec t0, t1;
 
     if (cycles <= 0) {
@@ -151,17 +220,29 @@ int main(int argc, char **argv)
         }
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    fds1 = count_dir("/proc/self/fd");
-    maps1 = count_maps();
-    shm1 = count_dir("/dev/shm");
-    rss1 = rss_kib();
-    kids = children();
     printf("bench=soak cycles=%ld clean=%ld stopped=%ld crashed=%ld "
            "exited=%ld timed_out=%ld wrong_outcome=%ld seconds=%.1f\n",
            cycles, outcomes[CLEAN], outcomes[STOP], outcomes[CRASH],
            outcomes[EXIT], outcomes[TIMEOUT], bad,
            (double)(t1.tv_sec - t0.tv_sec) +
                (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    /* Pools: a cycle forks 2 workers and at least 4 replacements. */
+    pool_cycles = cycles / 20 > 0 ? cycles / 20 : 1;
+    t0 = t1;
+    for (i = 0; i < pool_cycles; i++) {
+        pool_bad += pool_cycle(i);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("bench=soak_pool cycles=%ld wrong_outcome=%ld seconds=%.1f\n",
+           pool_cycles, pool_bad,
+           (double)(t1.tv_sec - t0.tv_sec) +
+               (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    bad += pool_bad;
+    fds1 = count_dir("/proc/self/fd");
+    maps1 = count_maps();
+    shm1 = count_dir("/dev/shm");
+    rss1 = rss_kib();
+    kids = children();
     printf("bench=soak fds_before=%d fds_after=%d maps_before=%d "
            "maps_after=%d dev_shm_before=%d dev_shm_after=%d "
            "children_after=%d rss_kib_warm=%ld rss_kib_end=%ld\n",
