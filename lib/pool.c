@@ -153,21 +153,18 @@ static bool is_starting(enum wstate s)
     return s == W_STARTING;
 }
 
-/* End worker i's process (ABORT, then signals after grace) and empty the
- * slot. */
-static int close_worker(subiter_pool *p, unsigned i)
+/* Take worker i's handle out of its slot (resumed if paused, to be
+ * closed by the caller) and empty the slot. NULL when there is none. */
+static subiter *detach_worker(subiter_pool *p, unsigned i)
 {
     struct pworker *w = &p->w[i];
-    int rc = 0;
+    subiter *h = w->h;
 
-    if (w->h != NULL) {
-        if (p->held == w->h) {
-            p->held = NULL;
-        }
-        if (w->paused_at != 0) {
-            subiter__signal(w->h, SIGCONT);
-        }
-        subiter__close_many(&w->h, &rc, 1);
+    if (h != NULL && p->held == h) {
+        p->held = NULL;
+    }
+    if (h != NULL && w->paused_at != 0) {
+        subiter__signal(h, SIGCONT);
     }
     w->h = NULL;
     w->st = W_EMPTY;
@@ -175,7 +172,19 @@ static int close_worker(subiter_pool *p, unsigned i)
     w->blocked = false;
     w->exited = false;
     w->armed = false;
-    return rc;
+    return h;
+}
+
+/* End worker i's process (ABORT, then signals after grace) and empty the
+ * slot. */
+static void close_worker(subiter_pool *p, unsigned i)
+{
+    subiter *h = detach_worker(p, i);
+    int rc;
+
+    if (h != NULL) {
+        subiter__close_many(&h, &rc, 1);
+    }
 }
 
 static int spawn_worker(subiter_pool *p, unsigned i)
@@ -199,12 +208,13 @@ static int spawn_worker(subiter_pool *p, unsigned i)
     return 0;
 }
 
-/* Worker i died (or was killed): close it and fork its replacement. */
-static void replace_worker(subiter_pool *p, unsigned i)
+/* Worker i died (or was killed): close it and fork its replacement.
+ * Returns what the fork gave (errmsg set on failure). */
+static int replace_worker(subiter_pool *p, unsigned i)
 {
     close_worker(p, i);
     p->stats.replaced++;
-    (void)spawn_worker(p, i);
+    return spawn_worker(p, i);
 }
 
 /* ---- tasks ---- */
@@ -424,21 +434,12 @@ static void cancel_all(subiter_pool *p)
         if (w->st != W_BUSY) {
             continue;
         }
-        if (w->paused_at != 0) {
-            subiter__signal(w->h, SIGCONT);
-        }
-        if (p->held == w->h) {
-            p->held = NULL;
-        }
         t = take_task(p, i);
         end_task(p, t, SUBITER_ECANCELED,
                  "task %llu: still running on worker %u (pid %d) when "
                  "finalize's %d ms grace ended; aborted",
                  t->id, i, (int)subiter_pid(w->h), p->final_grace_ms);
-        v[k++] = w->h;
-        w->h = NULL;
-        w->st = W_EMPTY;
-        w->paused_at = 0;
+        v[k++] = detach_worker(p, i);
         if (k == 64) {
             subiter__close_many(v, rc, k);
             k = 0;
@@ -454,19 +455,17 @@ static int shard_failed(subiter_pool *p, unsigned i, int code);
 static int worker_lost(subiter_pool *p, unsigned i, int code);
 
 /* Worker i's shard died: rerun it on a replacement, skipping what was
- * delivered. false when it may not be rerun. */
-static bool rerun_shard(subiter_pool *p, unsigned i)
+ * delivered. Returns 0, or (errmsg set) why the replacement could not
+ * take it. */
+static int rerun_shard(subiter_pool *p, unsigned i)
 {
     struct pworker *w = &p->w[i];
     unsigned long long delivered = w->delivered;
     int r;
 
-    if (!p->o.restart_shards || w->restarts >= p->o.max_retries) {
-        return false;
-    }
-    replace_worker(p, i);
-    if (w->h == NULL) {
-        return false;
+    r = replace_worker(p, i);
+    if (r < 0) {
+        return r;
     }
     r = subiter__init_wait(w->h);
     if (r == 0) {
@@ -477,14 +476,14 @@ static bool rerun_shard(subiter_pool *p, unsigned i)
               p->o.rank * p->n + i, p->o.world_size * p->n,
               subiter_errmsg(w->h));
         close_worker(p, i);
-        return false;
+        return r;
     }
     w->st = W_BUSY;
     w->restarts++;
     w->delivered = delivered;
     w->skip = delivered;
     w->last_ns = subiter__now_ns();
-    return true;
+    return 0;
 }
 
 /* Worker i will never be ready: r is what subiter_open() would say. */
@@ -653,10 +652,18 @@ static int worker_lost(subiter_pool *p, unsigned i, int code)
         return 0;
     }
     if (p->iterating) {
-        if (code == SUBITER_ECHILD && rerun_shard(p, i)) {
-            return 0;
+        if (code != SUBITER_ECHILD || !p->o.restart_shards ||
+            p->w[i].restarts >= p->o.max_retries) {
+            return shard_failed(p, i, code);
         }
-        return shard_failed(p, i, code);
+        code = rerun_shard(p, i);
+        if (code < 0) {
+            /* The rerun could not even start: that ends it. */
+            p->iterating = false;
+            p->held = NULL;
+            (void)stop_all(p, false);
+        }
+        return code;
     }
     task_worker_died(p, i, code);
     return 0;
@@ -1573,21 +1580,18 @@ int subiter_pool_close(subiter_pool *p)
     v = p->n > 0 ? subiter__malloc(p->n * sizeof *v) : NULL;
     rc = p->n > 0 ? subiter__malloc(p->n * sizeof *rc) : NULL;
     for (i = 0; p->w != NULL && i < p->n; i++) {
-        struct pworker *w = &p->w[i];
+        subiter *h = detach_worker(p, i);
 
-        if (w->h == NULL) {
+        if (h == NULL) {
             continue;
         }
-        if (w->paused_at != 0) {
-            subiter__signal(w->h, SIGCONT);
-        }
         if (v != NULL && rc != NULL) {
-            v[k++] = w->h;
+            v[k++] = h;
         } else {
             /* No memory for the batch: one at a time. */
             int one;
 
-            subiter__close_many(&w->h, &one, 1);
+            subiter__close_many(&h, &one, 1);
             r = one == SUBITER_ETIMEDOUT || r == 0 ? one : r;
         }
     }

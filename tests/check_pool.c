@@ -241,6 +241,18 @@ static int init_fail_shard1(subiter_gen *g, void *arg)
 
 /* ---- helpers ---- */
 
+/* Fails once the test has set `release` (arg: struct shared *): workers
+ * forked after that cannot start. */
+static int init_fail_late(subiter_gen *g, void *arg)
+{
+    struct shared *sh = arg;
+
+    if (atomic_load(&sh->release) != 0) {
+        return subiter_fail(g, "no more workers");
+    }
+    return 0;
+}
+
 static subiter_pool_opts pool_opts(unsigned workers, const subiter_opts *w)
 {
     subiter_pool_opts po = SUBITER_POOL_OPTS_INIT;
@@ -975,6 +987,41 @@ START_TEST(test_pool_sharded_restart_gives_up)
     assert_errmsg_has(p, "worker 1");
     /* Two reruns, then the replacement after the last death. */
     ck_assert_uint_eq(get_stats(p).replaced, 3);
+    run_plain(p, 2, true);
+    close_clean(p);
+    tu_shared_free(sh, PAGE);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+START_TEST(test_pool_sharded_rerun_cannot_start)
+{
+    struct tu_snapshot snap;
+    subiter_opts wo = tu_opts_grace(0, PROMPT_GRACE_MS);
+    subiter_pool_opts po = pool_opts(2, &wo);
+    struct shared *sh;
+    subiter_pool *p;
+    /* Shard 1 crashes after 10 items, the first time only. */
+    struct shard_in in = {N_ITEMS, 1, SHARD_SEGV, 10, 1};
+    int seen[N_ITEMS];
+
+    tu_snapshot(&snap);
+    sh = shared_new();
+    wo.init = init_fail_late;
+    po.restart_shards = 1;
+    ck_assert_int_eq(subiter_pool_open(&p, gen_shard, sh, &po), 0);
+    atomic_store(&sh->release, 1);
+    memset(seen, 0, sizeof seen);
+    ck_assert_int_eq(subiter_pool_start(p, &in, sizeof in), 0);
+    /* The replacement's initializer fails: the rerun cannot start. */
+    ck_assert_int_eq(collect(p, 2, 0, 1, N_ITEMS, seen, NULL, NULL),
+                     SUBITER_EINIT);
+    assert_errmsg_has(p, "rerun");
+    assert_errmsg_has(p, "no more workers");
+    ck_assert_int_eq(subiter_pool_worker_pid(p, 1), 0);
+    /* Still no worker can start; then one can, and all is well. */
+    ck_assert_int_eq(subiter_pool_start(p, &in, sizeof in), SUBITER_EINIT);
+    atomic_store(&sh->release, 0);
     run_plain(p, 2, true);
     close_clean(p);
     tu_shared_free(sh, PAGE);
@@ -1935,6 +1982,7 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_pool_sharded_restart_shards);
     tcase_add_test(tc, test_pool_sharded_restart_gives_up);
     tcase_add_test(tc, test_pool_sharded_stop_worker_dies);
+    tcase_add_test(tc, test_pool_sharded_rerun_cannot_start);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("tasks");
