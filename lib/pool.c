@@ -1156,8 +1156,10 @@ static int fill(subiter_pool *p, unsigned want)
 
     p->init_code = 0;
     for (i = 0; i < want; i++) {
-        if (p->w[i].st != W_EMPTY && p->w[i].exited) {
-            /* It died in Stand By since: replace it now. */
+        if (p->w[i].st != W_EMPTY &&
+            (p->w[i].exited || subiter__check_exit(p->w[i].h))) {
+            /* It died in Stand By since: replace it now, rather than
+             * fail the iteration it has not begun. */
             (void)subiter__kill(p->w[i].h, SUBITER_ECHILD, NULL);
             close_worker(p, i);
             p->stats.replaced++;

@@ -1029,6 +1029,37 @@ START_TEST(test_pool_sharded_rerun_cannot_start)
 }
 END_TEST
 
+START_TEST(test_pool_sharded_idle_death_replaced)
+{
+    struct tu_snapshot snap;
+    subiter_opts wo = tu_opts_grace(0, PROMPT_GRACE_MS);
+    subiter_pool_opts po = pool_opts(2, &wo);
+    struct shared *sh;
+    subiter_pool *p;
+    pid_t pid1;
+    int k;
+
+    tu_snapshot(&snap);
+    sh = shared_new();
+    ck_assert_int_eq(subiter_pool_open(&p, gen_shard, sh, &po), 0);
+    pid1 = subiter_pool_worker_pid(p, 1);
+    /* Killed in Stand By, between calls: the next start replaces it
+     * instead of failing an iteration it never began. */
+    ck_assert_int_eq(kill(pid1, SIGKILL), 0);
+    for (k = 0; k < 2000 && proc_state(pid1) != 'Z'; k++) {
+        tu_sleep_ms(1);
+    }
+    ck_assert_int_eq(proc_state(pid1), 'Z');
+    run_plain(p, 2, true);
+    assert_gone(pid1);
+    ck_assert_int_ne(subiter_pool_worker_pid(p, 1), pid1);
+    ck_assert_uint_eq(get_stats(p).replaced, 1);
+    close_clean(p);
+    tu_shared_free(sh, PAGE);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 START_TEST(test_pool_sharded_stop_worker_dies)
 {
     struct tu_snapshot snap;
@@ -1983,6 +2014,7 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_pool_sharded_restart_gives_up);
     tcase_add_test(tc, test_pool_sharded_stop_worker_dies);
     tcase_add_test(tc, test_pool_sharded_rerun_cannot_start);
+    tcase_add_test(tc, test_pool_sharded_idle_death_replaced);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("tasks");
