@@ -647,7 +647,9 @@ static int next_item(subiter *it, struct subiter__status *st, uint32_t *len,
         }
         if (st->code == SUBITER__ITEM) {
             if (!items_ok) {
-                /* Left where it is (not released, not counted). */
+                /* Left where it is (not released, not counted); read
+                 * again when items are welcome. */
+                subiter__status_free(st);
                 return -EBUSY;
             }
             consumed_one(it);
