@@ -757,12 +757,6 @@ int subiter_stop(subiter *it)
 
 /* ---- close ---- */
 
-/* Does closing this handle have a worker to end? */
-static bool must_end(const subiter *it)
-{
-    return it->proc.pid > 0 && !it->died && !it->proc.reaped;
-}
-
 /* Reap every handle in v that still has a worker, each by its own grace
  * counted from now; signal the ones left with `sig` (0: none). */
 static void reap_all(subiter **v, size_t n, int sig)
@@ -773,7 +767,7 @@ static void reap_all(subiter **v, size_t n, int sig)
     for (i = 0; i < n; i++) {
         struct subiter__proc *p = &v[i]->proc;
 
-        if (must_end(v[i]) &&
+        if (subiter__alive(v[i]) &&
             subiter__proc_reap(p, now + (int64_t)v[i]->grace_ms * 1000000) <
                 0 &&
             sig != 0) {
@@ -813,7 +807,7 @@ void subiter__close_many(subiter **v, int *rc, size_t n)
      * takes. */
     for (i = 0; i < n; i++) {
         release_held(v[i]);
-        if (must_end(v[i]) && v[i]->shm != NULL) {
+        if (subiter__alive(v[i]) && v[i]->shm != NULL) {
             (void)push_command(v[i], SUBITER__CMD_ABORT, NULL, 0);
         }
     }
@@ -822,7 +816,7 @@ void subiter__close_many(subiter **v, int *rc, size_t n)
     for (i = 0; i < n; i++) {
         subiter *it = v[i];
 
-        if (must_end(it)) {
+        if (subiter__alive(it)) {
             subiter__proc_kill(&it->proc);
         }
         rc[i] = end_code(it);
