@@ -270,20 +270,6 @@ static struct shared *shared_new(void)
     return sh;
 }
 
-/* Wait until *flag >= want, at most WAIT_MS, without driving any pool. */
-static bool wait_flag(_Atomic int *flag, int want)
-{
-    int64_t end = tu_now_ms() + WAIT_MS;
-
-    while (atomic_load(flag) < want) {
-        if (tu_now_ms() > end) {
-            return false;
-        }
-        tu_sleep_ms(1);
-    }
-    return true;
-}
-
 /* Drive a pool with callbacks until *flag >= want, at most WAIT_MS. */
 static bool drive_until(subiter_pool *p, _Atomic int *flag, int want)
 {
@@ -879,7 +865,7 @@ static void shard_dies(long how, const char *sig)
     memset(seen, 0, sizeof seen);
     ck_assert_int_eq(subiter_pool_start(p, &in, sizeof in), 0);
     if (how == SHARD_PAUSE) {
-        ck_assert(wait_flag(&sh->started, 1));
+        ck_assert(tu_wait_flag(&sh->started, 1, WAIT_MS));
         ck_assert_int_eq(kill(pids[1], SIGKILL), 0);
     }
     ck_assert_int_eq(collect(p, 3, 0, 1, N_ITEMS, seen, NULL, NULL),
@@ -1469,7 +1455,8 @@ START_TEST(test_pool_queue_full_deadlock)
     ck_assert_uint_eq(item.task, a);
     memcpy(&v, item.data, sizeof v);
     ck_assert_int_eq(v, 0);
-    ck_assert(wait_flag(&sh->yielded, (int)SUBITER_OPTS_DEFAULT_BUFFER_ITEMS));
+    ck_assert(tu_wait_flag(&sh->yielded, (int)SUBITER_OPTS_DEFAULT_BUFFER_ITEMS,
+                           WAIT_MS));
 
     ck_assert_int_eq(submit_nowait(p, 2, JOB_PLAIN, &b), 0);
     ck_assert_int_eq(submit_nowait(p, 3, JOB_PLAIN, &c), 0);

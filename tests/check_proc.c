@@ -62,20 +62,6 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Wait until *flag >= want, at most WAIT_MS. */
-static bool wait_flag(_Atomic int *flag, int want)
-{
-    int64_t end = tu_now_ms() + WAIT_MS;
-
-    while (atomic_load(flag) < want) {
-        if (tu_now_ms() > end) {
-            return false;
-        }
-        tu_sleep_ms(1);
-    }
-    return true;
-}
-
 static void assert_errmsg_has(const subiter *it, const char *what)
 {
     const char *m = subiter_errmsg(it);
@@ -551,7 +537,7 @@ START_TEST(test_proc_killed_on_full_ring)
     ck_assert_int_eq(subiter_open(&it, gen_forever, sh, &o), 0);
     pid = subiter_pid(it);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    ck_assert(wait_flag(&sh->count, 1));
+    ck_assert(tu_wait_flag(&sh->count, 1, WAIT_MS));
     tu_sleep_ms(50); /* let it go to sleep waiting for room */
     ck_assert_int_eq(atomic_load(&sh->count), 1);
     ck_assert_int_eq(kill(pid, SIGKILL), 0);
@@ -686,7 +672,7 @@ START_TEST(test_proc_close_full_ring)
     ck_assert_int_eq(subiter_open(&it, gen_forever, sh, &o), 0);
     pid = subiter_pid(it);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    ck_assert(wait_flag(&sh->count, 1));
+    ck_assert(tu_wait_flag(&sh->count, 1, WAIT_MS));
     tu_sleep_ms(50);
     t0 = tu_now_ms();
     /* 0: it exited with status 0 on ABORT, not on a signal. */
@@ -712,7 +698,7 @@ START_TEST(test_proc_close_stubborn)
     ck_assert_int_eq(subiter_open(&it, gen_stubborn, sh, &o), 0);
     pid = subiter_pid(it);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
-    ck_assert(wait_flag(&sh->ready, 1));
+    ck_assert(tu_wait_flag(&sh->ready, 1, WAIT_MS));
     t0 = tu_now_ms();
     ck_assert_int_eq(subiter_close(it), SUBITER_ETIMEDOUT);
     ck_assert_int_lt(tu_now_ms() - t0, 2 * GRACE_MS + SLACK_MS);
@@ -969,7 +955,8 @@ static _Noreturn void middle_main(struct shared *sh, int mode)
         if (subiter_start(it, NULL, 0) != 0) {
             _exit(11);
         }
-        if (!wait_flag(mode == PD_FULL_RING ? &sh->count : &sh->ready, 1)) {
+        if (!tu_wait_flag(mode == PD_FULL_RING ? &sh->count : &sh->ready, 1,
+                          WAIT_MS)) {
             _exit(12);
         }
         tu_sleep_ms(20);
@@ -1000,8 +987,9 @@ static void check_parent_death(int mode)
     if (middle == 0) {
         middle_main(sh, mode);
     }
-    ck_assert_msg(wait_flag(&sh->ready, 2), "the middle process never got "
-                                            "ready");
+    ck_assert_msg(tu_wait_flag(&sh->ready, 2, WAIT_MS),
+                  "the middle process never got "
+                  "ready");
     worker = (pid_t)atomic_load(&sh->pid);
     ck_assert_int_gt(worker, 0);
     /* Without a pidfd (valgrind), poll waitpid() instead. */

@@ -186,3 +186,16 @@ int tu_run(Suite *s)
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
+
+bool tu_wait_flag(_Atomic int *flag, int want, int ms)
+{
+    int64_t end = tu_now_ms() + ms;
+
+    while (atomic_load(flag) < want) {
+        if (tu_now_ms() > end) {
+            return false;
+        }
+        tu_sleep_ms(1);
+    }
+    return true;
+}

@@ -3,6 +3,8 @@
 #define SUBITER_TESTUTIL_H
 
 #include <check.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "subiter.h"
@@ -31,6 +33,9 @@ subiter_opts tu_opts_grace(int timeout_ms, int grace_ms);
 
 /* Monotonic milliseconds. */
 int64_t tu_now_ms(void);
+/* Wait (sleeping 1 ms at a time) until *flag >= want, at most ms; false
+ * when the time ran out. For flags in a page a worker writes. */
+bool tu_wait_flag(_Atomic int *flag, int want, int ms);
 
 /* Sleep ms milliseconds, resuming after EINTR. */
 void tu_sleep_ms(long ms);
