@@ -690,17 +690,28 @@ static int setup(struct runner *r, const struct spec *t)
     }
 }
 
-static int teardown(struct runner *r)
+/* Close *it if open; -1 (error set) when subiter_close() complained. */
+static int close_handle(subiter **it)
 {
     int rc = 0;
 
-    if (r->it) {
-        rc = subiter_close(r->it);
-        r->it = NULL;
+    if (*it != NULL) {
+        rc = subiter_close(*it);
+        *it = NULL;
         if (rc != 0) {
             set_error("subiter_close: %s", subiter_errname(rc));
             return -1;
         }
+    }
+    return 0;
+}
+
+static int teardown(struct runner *r)
+{
+    int rc = 0;
+
+    if (close_handle(&r->it) < 0) {
+        return -1;
     }
     if (r->pid > 0) {
         close(r->to_child);
@@ -2284,23 +2295,17 @@ static int pool_setup(struct pool_variant *v, unsigned slot)
 
 static int pool_teardown(struct pool_variant *v)
 {
-    int rc = 0;
+    int bad = close_handle(&v->it) < 0, rc;
 
-    if (v->it) {
-        rc = subiter_close(v->it);
-        v->it = NULL;
-        if (rc != 0) {
-            set_error("subiter_close: %s", subiter_errname(rc));
-        }
-    }
     if (v->p) {
         rc = subiter_pool_close(v->p);
         v->p = NULL;
         if (rc != 0) {
             set_error("subiter_pool_close: %s", subiter_errname(rc));
+            bad = 1;
         }
     }
-    return rc != 0 ? -1 : 0;
+    return bad ? -1 : 0;
 }
 
 /* One run of the variant over `in`: checks that every index came once
