@@ -3,22 +3,18 @@
  * generator makes: subiter_yield(), reserve/commit, fail, input. */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
-#include <sched.h>
-#include <linux/futex.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
 
 #define GEN_MAGIC 0x67656e21u
-#define MSG_MAX 4096
 
 enum phase { PHASE_NONE, PHASE_INIT, PHASE_ITER };
 
@@ -43,53 +39,11 @@ struct subiter_gen {
     size_t reserved_len;
     bool has_msg;
     bool has_auto_msg;
-    char msg[MSG_MAX];
+    char msg[SUBITER__MSG_MAX];
     char auto_msg[256];
 };
 
-/* ---- helpers shared with the parent ---- */
-
-void subiter__spin(unsigned n)
-{
-    /* First a few µs of pure pauses: the other side, running on another
-     * core, usually moves within that, and a sched_yield() costs a
-     * syscall. Then every 16th turn gives the CPU away: when both sides
-     * share one core (2-core machines, pinned or loaded), a pure busy-wait
-     * would burn the slice the other side needs to make the progress we
-     * wait for. */
-    if (n >= SUBITER__SPIN_PAUSES && (n & 15) == 15) {
-        (void)sched_yield();
-        return;
-    }
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
-void subiter__futex_wake(_Atomic uint32_t *word)
-{
-    /* Not FUTEX_PRIVATE_FLAG: the waiter is another process. */
-    (void)syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
-}
-
-void subiter__futex_wait(_Atomic uint32_t *word, uint32_t val)
-{
-    (void)syscall(SYS_futex, word, FUTEX_WAIT, val, NULL, NULL, 0);
-}
-
-void subiter__shm_rings(struct subiter__shm *shm, struct subiter__ring *cmd,
-                        struct subiter__ring *items, bool parent)
-{
-    unsigned char *base = (unsigned char *)shm;
-
-    subiter__ring_init(cmd, &shm->cmd_head, &shm->cmd_tail,
-                       base + shm->hdr_bytes, shm->cmd_bytes, parent);
-    subiter__ring_init(items, &shm->item_head, &shm->item_tail,
-                       base + shm->hdr_bytes + shm->cmd_bytes, shm->item_bytes,
-                       !parent);
-}
+/* ---- test hooks ---- */
 
 struct subiter__shm *subiter__gen_shm(subiter_gen *g)
 {
@@ -100,55 +54,7 @@ struct subiter__shm *subiter__gen_shm(subiter_gen *g)
 
 static void wake_parent(subiter_gen *g)
 {
-    uint64_t one = 1;
-
-    /* seq_cst: orders our tail store before the load of the flag; the
-     * parent does the mirror image (flag store, fence, tail load), so one
-     * of us sees the other and no wake-up is lost. */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&g->shm->parent_sleeping, memory_order_relaxed) &&
-        atomic_exchange_explicit(&g->shm->parent_sleeping, 0,
-                                 memory_order_relaxed)) {
-        while (write(g->efd, &one, sizeof one) < 0 && errno == EINTR) {
-        }
-    }
-}
-
-/*
- * One step of waiting for the parent: spin a little, then arm the
- * doorbell (the caller re-checks its condition), then sleep on it.
- */
-struct waiter {
-    unsigned spins;
-    bool armed;
-    uint32_t bell;
-};
-
-static void wait_step(subiter_gen *g, struct waiter *w)
-{
-    if (w->spins < SUBITER__SPIN_LIMIT) {
-        subiter__spin(w->spins++);
-        return;
-    }
-    if (!w->armed) {
-        w->bell =
-            atomic_load_explicit(&g->shm->child_bell, memory_order_relaxed);
-        atomic_store_explicit(&g->shm->child_sleeping, 1, memory_order_relaxed);
-        /* seq_cst: pairs with the fence in the parent's wake_child(). */
-        atomic_thread_fence(memory_order_seq_cst);
-        w->armed = true;
-        return; /* the caller re-checks before we sleep */
-    }
-    subiter__futex_wait(&g->shm->child_bell, w->bell);
-    atomic_store_explicit(&g->shm->child_sleeping, 0, memory_order_relaxed);
-    w->armed = false;
-}
-
-static void wait_done(subiter_gen *g, struct waiter *w)
-{
-    if (w->armed) {
-        atomic_store_explicit(&g->shm->child_sleeping, 0, memory_order_relaxed);
-    }
+    subiter__wake_parent(g->shm, g->efd);
 }
 
 static void send_status(subiter_gen *g, int code, const char *msg, int errnum);
@@ -199,7 +105,7 @@ static bool below_item_bound(subiter_gen *g)
 static int reserve(subiter_gen *g, size_t frame_len, bool item,
                    unsigned char **frame)
 {
-    struct waiter w = {0, false, 0};
+    struct subiter__wait w = SUBITER__WAIT_INIT;
     void *p;
     int r;
 
@@ -229,9 +135,9 @@ static int reserve(subiter_gen *g, size_t frame_len, bool item,
                 break;
             }
         }
-        wait_step(g, &w);
+        subiter__worker_wait(g->shm, &w);
     }
-    wait_done(g, &w);
+    subiter__worker_wait_end(g->shm, &w);
     if (r == 0) {
         *frame = p;
     }
@@ -256,6 +162,8 @@ static void commit_item(subiter_gen *g, unsigned char *frame, size_t len)
 {
     subiter__wire_item_prefix(frame, len);
     subiter__ring_commit(&g->items, (uint32_t)(SUBITER__ITEM_PREFIX + len));
+    /* reserve() waited until this item was below the bound. */
+    assert(g->published - g->consumed < g->buffer_items);
     g->published++;
     atomic_store_explicit(&g->shm->items_published, g->published,
                           memory_order_relaxed);
@@ -370,12 +278,12 @@ static void stand_by(subiter_gen *g, subiter_iter_fn fn, void *arg)
     int r;
 
     for (;;) {
-        struct waiter w = {0, false, 0};
+        struct subiter__wait w = SUBITER__WAIT_INIT;
 
         while ((r = subiter__ring_peek(&g->cmd, &frame, &len)) == 0) {
-            wait_step(g, &w);
+            subiter__worker_wait(g->shm, &w);
         }
-        wait_done(g, &w);
+        subiter__worker_wait_end(g->shm, &w);
         if (r < 0) {
             _exit(SUBITER__EXIT_CMD_RING);
         }
@@ -404,7 +312,6 @@ static void stand_by(subiter_gen *g, subiter_iter_fn fn, void *arg)
 _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
 {
     subiter_gen g;
-    void *base;
     int r;
 
     reset_signals();
@@ -417,22 +324,15 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != a->parent) {
         _exit(SUBITER__EXIT_ORPHAN);
     }
-    base =
-        mmap(NULL, a->shm_len, PROT_READ | PROT_WRITE, MAP_SHARED, a->memfd, 0);
-    if (base == MAP_FAILED) {
-        _exit(SUBITER__EXIT_MMAP);
-    }
-    (void)close(a->memfd);
-
     memset(&g, 0, sizeof g);
+    g.shm = subiter__shm_attach(a->memfd, a->shm_len, &r);
+    if (g.shm == NULL) {
+        _exit(r);
+    }
     g.magic = GEN_MAGIC;
-    g.shm = base;
     g.efd = a->efd;
     g.worker_id = a->worker_id;
     g.num_workers = a->num_workers > 0 ? a->num_workers : 1;
-    if (g.shm->magic != SUBITER__SHM_MAGIC) {
-        _exit(SUBITER__EXIT_BAD_MAGIC);
-    }
     g.buffer_items = g.shm->buffer_items;
     subiter__shm_rings(g.shm, &g.cmd, &g.items, false);
     if (g.shm->version != SUBITER__SHM_VERSION) {
