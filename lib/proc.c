@@ -21,15 +21,24 @@ void subiter__proc_init(struct subiter__proc *p)
     p->pidfd = -1;
 }
 
+/* Test hook (subiter__proc_no_pidfd()): watch workers as if pidfd_open()
+ * were missing. Per thread, like the other test hooks. */
+static _Thread_local bool no_pidfd;
+
+void subiter__proc_no_pidfd(bool on)
+{
+    no_pidfd = on;
+}
+
 void subiter__proc_watch(struct subiter__proc *p, pid_t pid)
 {
-    long fd;
+    long fd = -1;
 
     p->pid = pid;
 #ifdef SYS_pidfd_open
-    fd = syscall(SYS_pidfd_open, pid, 0);
-#else
-    fd = -1;
+    if (!no_pidfd) {
+        fd = syscall(SYS_pidfd_open, pid, 0);
+    }
 #endif
     /* pidfd_open() returns a CLOEXEC fd. */
     p->pidfd = fd >= 0 ? (int)fd : -1;

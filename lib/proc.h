@@ -14,6 +14,10 @@ struct subiter__proc {
 };
 
 SUBITER__HIDDEN void subiter__proc_init(struct subiter__proc *p);
+/* Test hook: with `on`, workers forked by this thread from now on are
+ * watched without a pidfd, as under valgrind (death seen between
+ * SUBITER__FALLBACK_SLICE_MS sleeps, signals only to an unreaped pid). */
+SUBITER__HIDDEN void subiter__proc_no_pidfd(bool on);
 /* Open the pidfd (or fall back) for a freshly forked worker. */
 SUBITER__HIDDEN void subiter__proc_watch(struct subiter__proc *p, pid_t pid);
 /* Has the worker exited (without reaping it)? */

@@ -43,6 +43,21 @@ struct subiter_gen {
     char auto_msg[256];
 };
 
+#ifdef SUBITER_COVERAGE
+void __gcov_dump(void);
+#endif
+
+/* Every way out of the worker: _exit(), never exit() (the parent's atexit
+ * handlers and stdio buffers are not the worker's). A coverage build first
+ * writes the worker's counters, which _exit() would lose. */
+static _Noreturn void worker_exit(int status)
+{
+#ifdef SUBITER_COVERAGE
+    __gcov_dump();
+#endif
+    _exit(status);
+}
+
 /* ---- test hooks ---- */
 
 struct subiter__shm *subiter__gen_shm(subiter_gen *g)
@@ -120,7 +135,7 @@ static int reserve(subiter_gen *g, size_t frame_len, bool item,
         if (g->abort) {
             /* A status that waits for room after ABORT would wait for a
              * parent that no longer reads: leave now. */
-            _exit(0);
+            worker_exit(0);
         }
         if (!item || below_item_bound(g)) {
             uint32_t pos = g->items.pos;
@@ -151,7 +166,7 @@ static void send_status(subiter_gen *g, int code, const char *msg, int errnum)
 
     if (reserve(g, n, false, &frame) != 0) {
         /* Cannot happen with the message cap below the ring size. */
-        _exit(SUBITER__EXIT_STATUS);
+        worker_exit(SUBITER__EXIT_STATUS);
     }
     subiter__wire_status_pack(code, g->seq, msg, errnum, frame);
     subiter__ring_commit(&g->items, (uint32_t)n);
@@ -257,7 +272,7 @@ static void iterate(subiter_gen *g, subiter_iter_fn fn, void *arg)
     g->reserved = NULL; /* an uncommitted reservation is dropped */
     subiter__command_free(&g->start);
     if (g->abort) {
-        _exit(0);
+        worker_exit(0);
     }
     if (g->unexpected) {
         g->unexpected = false;
@@ -285,7 +300,7 @@ static void stand_by(subiter_gen *g, subiter_iter_fn fn, void *arg)
         }
         subiter__worker_wait_end(g->shm, &w);
         if (r < 0) {
-            _exit(SUBITER__EXIT_CMD_RING);
+            worker_exit(SUBITER__EXIT_CMD_RING);
         }
         r = subiter__wire_command_decode(frame, len, &c);
         subiter__ring_release(&g->cmd, len);
@@ -300,7 +315,7 @@ static void stand_by(subiter_gen *g, subiter_iter_fn fn, void *arg)
             continue; /* so the parent can always force Stand By */
         }
         if (r == 0 && c.cmd == SUBITER__CMD_ABORT) {
-            _exit(0);
+            worker_exit(0);
         }
         send_status(g, SUBITER__UNEXPECTED,
                     r == -ENOMEM ? "out of memory reading a command"
@@ -322,12 +337,12 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
      * parent may have died before prctl(), so compare with the pid
      * recorded before fork(). */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != a->parent) {
-        _exit(SUBITER__EXIT_ORPHAN);
+        worker_exit(SUBITER__EXIT_ORPHAN);
     }
     memset(&g, 0, sizeof g);
     g.shm = subiter__shm_attach(a->memfd, a->shm_len, &r);
     if (g.shm == NULL) {
-        _exit(r);
+        worker_exit(r);
     }
     g.magic = GEN_MAGIC;
     g.efd = a->efd;
@@ -340,7 +355,7 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
                  "worker speaks protocol version %u, parent %u",
                  SUBITER__SHM_VERSION, g.shm->version);
         send_status(&g, SUBITER__INIT_FAILED, g.msg, EPROTO);
-        _exit(0);
+        worker_exit(0);
     }
 
     if (a->init != NULL) {
@@ -350,13 +365,13 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
         if (r != 0) {
             send_status(&g, SUBITER__INIT_FAILED, failure_message(&g, r),
                         errnum_of(r));
-            _exit(0);
+            worker_exit(0);
         }
     }
     clear_messages(&g);
     send_status(&g, SUBITER__INIT_OK, NULL, 0);
     stand_by(&g, a->fn, a->arg);
-    _exit(0);
+    worker_exit(0);
 }
 
 /* ---- the generator's calls ---- */
