@@ -195,24 +195,6 @@ void subiter__gen_kick(subiter_gen *g)
     }
 }
 
-const char *subiter__worker_exit_reason(int status)
-{
-    switch (status) {
-    case SUBITER__EXIT_BAD_MAGIC:
-        return "the shared region's header has a bad magic";
-    case SUBITER__EXIT_MMAP:
-        return "the worker could not map the shared region";
-    case SUBITER__EXIT_ORPHAN:
-        return "the parent died before the worker started";
-    case SUBITER__EXIT_CMD_RING:
-        return "the command ring is corrupt";
-    case SUBITER__EXIT_STATUS:
-        return "a status did not fit the item ring";
-    default:
-        return NULL;
-    }
-}
-
 /* ---- the state machine ---- */
 
 static void reset_signals(void)

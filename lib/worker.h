@@ -25,9 +25,6 @@ enum subiter__worker_exit {
     SUBITER__EXIT_STATUS = 124     /* a status could not be sent */
 };
 
-/* What a worker's exit status means, for those above; NULL otherwise. */
-SUBITER__HIDDEN const char *subiter__worker_exit_reason(int status);
-
 /* The worker's main: never returns. */
 SUBITER__HIDDEN _Noreturn void
 subiter__worker_main(const struct subiter__child_args *a);
