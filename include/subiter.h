@@ -567,7 +567,8 @@ SUBITER_API int subiter_pool_close(subiter_pool *p);
  *                   names both sizes if the generator returns this.
  * @retval -EINVAL   called outside the generator, or NULL data with len > 0.
  */
-SUBITER_API int subiter_yield(subiter_gen *g, const void *data, size_t len);
+SUBITER_API SUBITER_NODISCARD int subiter_yield(subiter_gen *g,
+                                                const void *data, size_t len);
 
 /**
  * Reserve room for an item of up to `len` bytes in the ring (zero copy).
@@ -576,13 +577,14 @@ SUBITER_API int subiter_yield(subiter_gen *g, const void *data, size_t len);
  * @return 0, SUBITER_STOPPED, -EMSGSIZE, -EINVAL (also: a reservation is
  *         already open) as subiter_yield().
  */
-SUBITER_API int subiter_reserve(subiter_gen *g, size_t len, void **buf);
+SUBITER_API SUBITER_NODISCARD int subiter_reserve(subiter_gen *g, size_t len,
+                                                  void **buf);
 
 /**
  * Publish the reserved item with its final length (<= the reserved one).
  * @return 0; -EINVAL without a reservation or with a larger len.
  */
-SUBITER_API int subiter_commit(subiter_gen *g, size_t len);
+SUBITER_API SUBITER_NODISCARD int subiter_commit(subiter_gen *g, size_t len);
 
 /**
  * Record a printf-style failure message for the parent.
