@@ -358,9 +358,10 @@ SUBITER_API const char *subiter_version(void);
  * starts no thread: the pool does its work (handing out tasks, reading
  * the workers, timeouts, replacing dead workers) inside its own calls.
  * Different pools may be used from different threads at once. Workers
- * are forked inside later calls too (replacements, subiter_pool_start(),
- * subiter_pool_submit()), each under the fork preconditions at the top of
- * this header: use a pool from one thread that outlives it.
+ * are forked inside later calls too (subiter_pool_start(), any call that
+ * hands out tasks or replaces a dead worker), each under the fork
+ * preconditions at the top of this header: use a pool from one thread
+ * that outlives it.
  *
  * Inside the callbacks only subiter_pool_errmsg(),
  * subiter_pool_get_stats() and subiter_pool_worker_pid() may be called
