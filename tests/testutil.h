@@ -46,6 +46,22 @@ long tu_item_long(const subiter_item *item);
 /* ck_assert that the next n items are the longs from, from + 1, ... */
 void tu_expect_items(subiter *it, long from, long n);
 
+/* Read n items 0 .. n-1, then the end (twice: it is sticky). */
+void tu_expect_count(subiter *it, long n);
+
+/* Open tu_gen_count(n) with o, check one whole iteration, close. */
+void tu_run_count(const subiter_opts *o, long n);
+
+/* Fill p with len bytes of the pattern `seed` names (in a generator too). */
+void tu_fill(unsigned char *p, size_t len, unsigned seed);
+
+/* ck_assert that item holds len bytes of tu_fill(seed). */
+void tu_expect_pattern(const subiter_item *item, size_t len, unsigned seed);
+
+/* A 16 KiB ring (buffer_bytes) and the largest item it takes. */
+#define TU_SMALL_RING ((size_t)16 * 1024)
+#define TU_SMALL_MAX (TU_SMALL_RING - 16)
+
 /* In a generator: yield the longs 0 .. n-1; 0, or the first yield's error. */
 int tu_yield_count(subiter_gen *g, long n);
 
