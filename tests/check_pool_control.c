@@ -99,8 +99,8 @@ START_TEST(test_pool_control_pause_resume)
     t0 = tu_now_ms();
     tp_close_any(p);
     ck_assert_int_lt(tu_now_ms() - t0, 3 * SHORT_GRACE_MS + 2000);
-    tp_assert_gone(pids[0]);
-    tp_assert_gone(pids[1]);
+    tu_assert_gone(pids[0]);
+    tu_assert_gone(pids[1]);
     tu_shared_free(sh, PAGE);
     tu_assert_clean(&snap);
 }

@@ -239,8 +239,8 @@ START_TEST(test_pool_shards_reiterate_and_stop)
     ck_assert_int_eq(subiter_pool_worker_pid(p, 1), pids[1]);
     ck_assert_uint_eq(tp_stats(p).replaced, 0);
     tp_close_clean(p);
-    tp_assert_gone(pids[0]);
-    tp_assert_gone(pids[1]);
+    tu_assert_gone(pids[0]);
+    tu_assert_gone(pids[1]);
     tu_shared_free(sh, PAGE);
     tu_assert_clean(&snap);
 }
@@ -390,7 +390,7 @@ static void shard_dies(long how, const char *sig)
                      SUBITER_ECHILD);
     tp_assert_errmsg_has(p, sig);
     tp_assert_errmsg_has(p, "worker 1");
-    tp_assert_gone(pids[1]);
+    tu_assert_gone(pids[1]);
 
     run_plain(p, 3, true);
     ck_assert_int_gt(subiter_pool_worker_pid(p, 1), 0);
@@ -455,7 +455,7 @@ START_TEST(test_pool_shards_restart_shards)
                 REQUIRE_EQ(seq[i], i);
             }
         }
-        tp_assert_gone(pid1);
+        tu_assert_gone(pid1);
         ck_assert_int_gt(subiter_pool_worker_pid(p, 1), 0);
         ck_assert_int_ne(subiter_pool_worker_pid(p, 1), pid1);
         ck_assert_uint_eq(tp_stats(p).replaced, 1);
@@ -555,7 +555,7 @@ START_TEST(test_pool_shards_idle_death_replaced)
     }
     ck_assert_int_eq(tp_proc_state(pid1), 'Z');
     run_plain(p, 2, true);
-    tp_assert_gone(pid1);
+    tu_assert_gone(pid1);
     ck_assert_int_ne(subiter_pool_worker_pid(p, 1), pid1);
     ck_assert_uint_eq(tp_stats(p).replaced, 1);
     tp_close_clean(p);
@@ -589,7 +589,7 @@ START_TEST(test_pool_shards_stop_worker_dies)
     ck_assert_int_eq(subiter_pool_stop(p), SUBITER_ECHILD);
     tp_assert_errmsg_has(p, "while it stopped");
     tp_assert_errmsg_has(p, "SIGKILL");
-    tp_assert_gone(pid1);
+    tu_assert_gone(pid1);
     ck_assert_uint_eq(tp_stats(p).replaced, 1);
     /* Stopped: next says the iteration is over; the pool goes on. */
     ck_assert_int_eq(subiter_pool_next(p, &item), 0);

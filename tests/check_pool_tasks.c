@@ -295,7 +295,7 @@ START_TEST(test_pool_tasks_timeout)
         tp_assert_task_ok(&res, ids[k], k + 1);
     }
     /* The later tasks ran on a new worker; the old one is reaped. */
-    tp_assert_gone(pid);
+    tu_assert_gone(pid);
     ck_assert_int_gt(subiter_pool_worker_pid(p, 0), 0);
     ck_assert_int_ne(subiter_pool_worker_pid(p, 0), pid);
     st = tp_stats(p);

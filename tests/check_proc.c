@@ -33,14 +33,6 @@
 
 /* ---- helpers ---- */
 
-/* The pid is gone: the library killed and reaped it. */
-static void assert_gone(pid_t pid)
-{
-    int r = kill(pid, 0), e = errno;
-
-    ck_assert_msg(r == -1 && e == ESRCH, "worker %d is still there", (int)pid);
-}
-
 /* SIGKILL the worker and wait until it is a zombie, without reaping it:
  * the library must. */
 static void kill_to_zombie(pid_t pid)
@@ -136,7 +128,7 @@ static subiter *die_in_iteration2(int k, int how)
     ck_assert_int_eq(subiter_next(it, &item), SUBITER_ECHILD);
     ck_assert_int_lt(tu_now_ms() - t0, SLACK_MS);
     ck_assert_ptr_null(item.data);
-    assert_gone(subiter_pid(it));
+    tu_assert_gone(subiter_pid(it));
     return it;
 }
 
@@ -224,7 +216,7 @@ START_TEST(test_proc_init_killed)
     tproc_assert_errmsg_has(it, "signal 9 (SIGKILL)");
     tproc_assert_errmsg_has(it, "initializ");
     ck_assert_int_gt(subiter_pid(it), 0);
-    assert_gone(subiter_pid(it));
+    tu_assert_gone(subiter_pid(it));
     tproc_assert_dead_handle(it);
     ck_assert_int_eq(subiter_close(it), SUBITER_ECHILD);
     tu_assert_clean(&snap);
@@ -269,7 +261,7 @@ START_TEST(test_proc_killed_in_stand_by)
         ck_assert_int_eq(subiter_next(it, &item), SUBITER_ECHILD);
     }
     tproc_assert_errmsg_has(it, "signal 9 (SIGKILL)");
-    assert_gone(pid);
+    tu_assert_gone(pid);
     tproc_assert_dead_handle(it);
     ck_assert_int_eq(subiter_pid(it), pid);
     ck_assert_int_eq(subiter_close(it), SUBITER_ECHILD);
@@ -293,7 +285,7 @@ START_TEST(test_proc_killed_after_start)
     kill_to_zombie(pid);
     ck_assert_int_eq(subiter_next(it, &item), SUBITER_ECHILD);
     tproc_assert_errmsg_has(it, "signal 9 (SIGKILL)");
-    assert_gone(pid);
+    tu_assert_gone(pid);
     tproc_assert_dead_handle(it);
     ck_assert_int_eq(subiter_close(it), SUBITER_ECHILD);
     tu_assert_clean(&snap);
@@ -344,7 +336,7 @@ START_TEST(test_proc_killed_while_parent_waits)
         ck_assert_int_eq(pthread_join(th, NULL), 0);
         ck_assert_int_eq(r, SUBITER_ECHILD);
         tproc_assert_errmsg_has(it, "signal 9 (SIGKILL)");
-        assert_gone(k.pid);
+        tu_assert_gone(k.pid);
         delay[rep] = returned_at - k.killed_at_us;
         ck_assert_int_ge(delay[rep], 0);
         ck_assert_int_lt(delay[rep], (int64_t)SLACK_MS * 1000);
@@ -386,7 +378,7 @@ START_TEST(test_proc_killed_on_full_ring)
     ck_assert_int_eq(subiter_next(it, &item), SUBITER_ECHILD);
     tproc_assert_errmsg_has(it, "signal 9 (SIGKILL)");
     tproc_assert_errmsg_has(it, "1 item");
-    assert_gone(pid);
+    tu_assert_gone(pid);
     tproc_assert_dead_handle(it);
     ck_assert_int_eq(subiter_close(it), SUBITER_ECHILD);
     tu_shared_free(sh, sizeof *sh);
@@ -413,7 +405,7 @@ START_TEST(test_proc_timeout_in_next)
     ck_assert_int_eq(subiter_next(it, &item), SUBITER_ETIMEDOUT);
     dt = tu_now_ms() - t0;
     /* Killed and reaped before next returned. */
-    assert_gone(pid);
+    tu_assert_gone(pid);
     ck_assert_int_ge(dt, TIMEOUT_MS);
     ck_assert_int_lt(dt, TIMEOUT_MS + SLACK_MS);
     tproc_assert_errmsg_has(it, TIMEOUT_TEXT);
@@ -439,7 +431,7 @@ START_TEST(test_proc_timeout_in_init)
                      SUBITER_ETIMEDOUT);
     dt = tu_now_ms() - t0;
     ck_assert_ptr_nonnull(it);
-    assert_gone(subiter_pid(it));
+    tu_assert_gone(subiter_pid(it));
     ck_assert_int_ge(dt, 300);
     ck_assert_int_lt(dt, 300 + SLACK_MS);
     tproc_assert_errmsg_has(it, "300 ms");
@@ -486,7 +478,7 @@ START_TEST(test_proc_stop_timeout)
     t0 = tu_now_ms();
     ck_assert_int_eq(subiter_stop(it), SUBITER_ETIMEDOUT);
     dt = tu_now_ms() - t0;
-    assert_gone(pid);
+    tu_assert_gone(pid);
     ck_assert_int_lt(dt, TIMEOUT_MS + SLACK_MS);
     tproc_assert_errmsg_has(it, TIMEOUT_TEXT);
     tproc_assert_dead_handle(it);
@@ -518,7 +510,7 @@ START_TEST(test_proc_close_full_ring)
     /* 0: it exited with status 0 on ABORT, not on a signal. */
     ck_assert_int_eq(subiter_close(it), 0);
     ck_assert_int_lt(tu_now_ms() - t0, SLACK_MS);
-    assert_gone(pid);
+    tu_assert_gone(pid);
     tu_shared_free(sh, sizeof *sh);
     tu_assert_clean(&snap);
 }
@@ -542,7 +534,7 @@ START_TEST(test_proc_close_stubborn)
     t0 = tu_now_ms();
     ck_assert_int_eq(subiter_close(it), SUBITER_ETIMEDOUT);
     ck_assert_int_lt(tu_now_ms() - t0, 2 * GRACE_MS + SLACK_MS);
-    assert_gone(pid);
+    tu_assert_gone(pid);
     tu_shared_free(sh, sizeof *sh);
     tu_assert_clean(&snap);
 }
@@ -567,7 +559,7 @@ START_TEST(test_proc_close_stopped)
     t0 = tu_now_ms();
     ck_assert_int_eq(subiter_close(it), SUBITER_ETIMEDOUT);
     ck_assert_int_lt(tu_now_ms() - t0, 2 * GRACE_MS + SLACK_MS);
-    assert_gone(pid);
+    tu_assert_gone(pid);
     tu_assert_clean(&snap);
 }
 END_TEST
@@ -588,7 +580,7 @@ START_TEST(test_proc_close_ready)
     }
     ck_assert_int_eq(subiter_next(it, &item), 0);
     ck_assert_int_eq(subiter_close(it), 0);
-    assert_gone(pid);
+    tu_assert_gone(pid);
     tu_assert_clean(&snap);
 }
 END_TEST
@@ -604,7 +596,7 @@ START_TEST(test_proc_close_right_after_open)
     ck_assert_int_eq(subiter_open(&it, tu_gen_count, NULL, &o), 0);
     pid = subiter_pid(it);
     ck_assert_int_eq(subiter_close(it), 0);
-    assert_gone(pid);
+    tu_assert_gone(pid);
     tu_assert_clean(&snap);
 }
 END_TEST
@@ -621,7 +613,7 @@ START_TEST(test_proc_close_right_after_start)
     pid = subiter_pid(it);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     ck_assert_int_eq(subiter_close(it), 0);
-    assert_gone(pid);
+    tu_assert_gone(pid);
     tu_assert_clean(&snap);
 }
 END_TEST

@@ -214,13 +214,6 @@ char tp_proc_state(pid_t pid)
     return q != NULL && q[1] == ' ' ? q[2] : '?';
 }
 
-void tp_assert_gone(pid_t pid)
-{
-    int r = kill(pid, 0), e = errno;
-
-    ck_assert_msg(r == -1 && e == ESRCH, "worker %d is still there", (int)pid);
-}
-
 /*
  * Read a sharded iteration of tp_gen_shard to its end. Each item must be a
  * long i in [0, n) that belongs to the item's worker: i % (world x

@@ -118,9 +118,6 @@ void tp_close_any(subiter_pool *p);
 /* The state letter of /proc/<pid>/stat ('T': stopped), '?' if none. */
 char tp_proc_state(pid_t pid);
 
-/* ck_assert that the process is gone (reaped, not a zombie). */
-void tp_assert_gone(pid_t pid);
-
 /*
  * Read a sharded iteration of tp_gen_shard to its end. Each item must be a
  * long i in [0, n) that belongs to the item's worker: i % (world x

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,13 @@ void tu_assert_clean(const struct tu_snapshot *s)
                   (int)r);
     ck_assert_int_eq(count_fds(), s->fds);
     ck_assert_int_eq(count_mappings(), s->mappings);
+}
+
+void tu_assert_gone(pid_t pid)
+{
+    int r = kill(pid, 0), e = errno;
+
+    ck_assert_msg(r == -1 && e == ESRCH, "worker %d is still there", (int)pid);
 }
 
 subiter_opts tu_opts(int timeout_ms)

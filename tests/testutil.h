@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "subiter.h"
 
@@ -19,6 +20,10 @@ void tu_snapshot(struct tu_snapshot *s);
 /* ck_assert that fds and mappings are back to `s`, and no child is left
  * (waitpid(-1, WNOHANG) says ECHILD). Call before the test returns. */
 void tu_assert_clean(const struct tu_snapshot *s);
+
+/* ck_assert that the process is gone: the library killed and reaped it
+ * (not even a zombie is left). */
+void tu_assert_gone(pid_t pid);
 
 /* Options with small grace and the given timeout, for fast tests. */
 subiter_opts tu_opts(int timeout_ms);
