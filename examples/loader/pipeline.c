@@ -25,10 +25,8 @@
 
 #include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 static int ring_reserve(void *ctx, size_t len, void **buf)
 {
