@@ -38,6 +38,15 @@
 #define MAX_SHARDS 1000ul
 #define MAX_DATASET_BYTES ((uint64_t)64 << 30)
 
+/* The dataset, as the manifest describes it. */
+struct dataset {
+    char dir[DIR_MAX + 1];
+    unsigned long records;
+    unsigned long item_bytes;
+    unsigned long shards;
+    long corrupt; /* the shard --corrupt cut short, or -1 */
+};
+
 /* ------------------------------------------------------------ console.c */
 
 /* stderr, where a progress line may be showing. */
@@ -63,15 +72,6 @@ void crc_table_build(uint32_t table[256]);
 uint32_t crc32_of(const uint32_t table[256], const unsigned char *p, size_t n);
 
 /* ------------------------------------------------------------ options.c */
-
-/* The dataset, as the manifest describes it. */
-struct dataset {
-    char dir[DIR_MAX + 1];
-    unsigned long records;
-    unsigned long item_bytes;
-    unsigned long shards;
-    long corrupt; /* the shard --corrupt cut short, or -1 */
-};
 
 /* What the command line asks for. */
 struct options {
