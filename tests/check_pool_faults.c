@@ -23,12 +23,13 @@
 #define N_ITEMS 100L
 
 struct shared {
-    _Atomic int release; /* workers forked after it is set cannot start */
-    _Atomic int started; /* tasks that began */
+    _Atomic int release;   /* workers forked after it is set cannot start */
+    _Atomic int started;   /* tasks that began */
+    _Atomic int ended_pid; /* gen_end_early: worker 0's pid, once it ends */
 };
 
 /* What a task does (its input). */
-enum job { JOB_OK, JOB_FAIL, JOB_HANG, JOB_DIE };
+enum job { JOB_OK, JOB_FAIL, JOB_HANG, JOB_DIE, JOB_SLOW };
 
 /* ---- generators and initializers (they run in the worker: no ck_*) ---- */
 
@@ -63,6 +64,9 @@ static int gen_task(subiter_gen *g, void *arg)
     case JOB_DIE:
         raise(SIGKILL);
         break;
+    case JOB_SLOW:
+        tu_sleep_ms(300);
+        break;
     default:
         break;
     }
@@ -93,6 +97,31 @@ static int gen_shard(subiter_gen *g, void *arg)
         }
     }
     return 0;
+}
+
+/* Sharded (arg: shared page): worker 0 yields nothing and ends; worker 1
+ * kills it once it has ended (in the first iteration only), then yields
+ * 3 longs. */
+static int gen_end_early(subiter_gen *g, void *arg)
+{
+    struct shared *sh = arg;
+    int64_t end = tu_now_ms() + 10000;
+
+    if (subiter_worker_id(g) == 0) {
+        atomic_store(&sh->ended_pid, (int)getpid());
+        return 0;
+    }
+    while (atomic_load(&sh->ended_pid) == 0 && tu_now_ms() < end) {
+        tu_sleep_ms(1);
+    }
+    /* Time for the pool to read worker 0's end (a generous margin: an
+     * end still unread when the worker dies fails the shard). */
+    tu_sleep_ms(500);
+    if (atomic_fetch_add(&sh->started, 1) == 0) {
+        kill((pid_t)atomic_load(&sh->ended_pid), SIGKILL);
+    }
+    tu_sleep_ms(100);
+    return tu_yield_count(g, 3);
 }
 
 static int init_hang(subiter_gen *g, void *arg)
@@ -329,6 +358,99 @@ START_TEST(test_pool_faults_init_inactivity_timeout)
     assert_has(subiter_pool_errmsg(p), "worker ");
     assert_has(subiter_pool_errmsg(p), "sent nothing for 300 ms");
     (void)subiter_pool_close(p);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* An initializer that exits: open fails with SUBITER_ECHILD and says
+ * how the worker ended. */
+START_TEST(test_pool_faults_init_exits)
+{
+    struct tu_snapshot snap;
+    subiter_opts wo = tu_opts_grace(0, TU_LONG_GRACE_MS);
+    subiter_pool_opts po = pool_opts(2, &wo);
+    subiter_pool *p = NULL;
+
+    tu_snapshot(&snap);
+    wo.init = tu_init_exit5;
+    ck_assert_int_eq(subiter_pool_open(&p, gen_task, NULL, &po),
+                     SUBITER_ECHILD);
+    assert_has(subiter_pool_errmsg(p), "exited with status 5");
+    (void)subiter_pool_close(p);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* An idle worker killed while the pool waits on a busy one is replaced
+ * at once; the task and the next one are unharmed. */
+START_TEST(test_pool_faults_idle_worker_dies)
+{
+    struct tu_snapshot snap;
+    subiter_opts wo = tu_opts_grace(0, TU_LONG_GRACE_MS);
+    subiter_pool_opts po = pool_opts(2, &wo);
+    struct outcome t[MAX_TASKS];
+    subiter_pool *p;
+    unsigned long long a, b;
+    pid_t idle;
+
+    tu_snapshot(&snap);
+    memset(t, 0, sizeof t);
+    ck_assert_int_eq(subiter_pool_open(&p, gen_task, NULL, &po), 0);
+    a = submit(p, JOB_SLOW); /* taken by worker 0 */
+    idle = subiter_pool_worker_pid(p, 1);
+    ck_assert_int_eq(kill(idle, SIGKILL), 0);
+    ck_assert_int_eq(drain(p, t), 0);
+    ck_assert_int_eq(t[a].code, 0);
+    ck_assert_int_eq(t[a].items, 3);
+    ck_assert_uint_eq(get_stats(p).replaced, 1);
+    ck_assert_int_ne(subiter_pool_worker_pid(p, 1), idle);
+    ck_assert_int_gt(subiter_pool_worker_pid(p, 1), 0);
+    b = submit(p, JOB_OK);
+    ck_assert_int_eq(drain(p, t), 0);
+    ck_assert_int_eq(t[b].code, 0);
+    ck_assert_int_eq(subiter_pool_close(p), 0);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* A shard that ended and then died does not fail the iteration; it is
+ * replaced before the next one. */
+START_TEST(test_pool_faults_ended_shard_dies)
+{
+    struct tu_snapshot snap;
+    subiter_opts wo = tu_opts_grace(0, TU_LONG_GRACE_MS);
+    subiter_pool_opts po = pool_opts(2, &wo);
+    subiter_pool_item item;
+    struct shared *sh;
+    subiter_pool *p;
+    pid_t first;
+    int n = 0, r;
+
+    tu_snapshot(&snap);
+    sh = shared_new();
+    po.order = SUBITER_POOL_UNORDERED;
+    ck_assert_int_eq(subiter_pool_open(&p, gen_end_early, sh, &po), 0);
+    first = subiter_pool_worker_pid(p, 0);
+    ck_assert_int_eq(subiter_pool_start(p, NULL, 0), 0);
+    while ((r = subiter_pool_next(p, &item)) == 1) {
+        ck_assert_uint_eq(item.worker, 1);
+        n++;
+    }
+    ck_assert_int_eq(r, 0);
+    ck_assert_int_eq(n, 3);
+    ck_assert_int_eq(atomic_load(&sh->ended_pid), first);
+    atomic_store(&sh->ended_pid, 0);
+    ck_assert_int_eq(subiter_pool_start(p, NULL, 0), 0);
+    ck_assert_uint_eq(get_stats(p).replaced, 1);
+    ck_assert_int_ne(subiter_pool_worker_pid(p, 0), first);
+    n = 0;
+    while ((r = subiter_pool_next(p, &item)) == 1) {
+        n++;
+    }
+    ck_assert_int_eq(r, 0);
+    ck_assert_int_eq(n, 3);
+    ck_assert_int_eq(subiter_pool_close(p), 0);
+    tu_shared_free(sh, PAGE);
     tu_assert_clean(&snap);
 }
 END_TEST
@@ -655,6 +777,9 @@ static Suite *pool_faults_suite(void)
     tcase_add_test(tc, test_pool_faults_task_inactivity_timeout);
     tcase_add_test(tc, test_pool_faults_init_inactivity_timeout);
     tcase_add_test(tc, test_pool_faults_unrunnable_tasks);
+    tcase_add_test(tc, test_pool_faults_init_exits);
+    tcase_add_test(tc, test_pool_faults_idle_worker_dies);
+    tcase_add_test(tc, test_pool_faults_ended_shard_dies);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("alloc");
