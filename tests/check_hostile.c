@@ -660,11 +660,18 @@ END_TEST
 
 #define BIG_INPUT 60000u /* four STARTs fit the command ring, five do not */
 
-/* Moves the command ring's head back to 0, as if it had read nothing. */
+/* Moves the command ring's head back to 0, as if it had read nothing;
+ * then returns, or with an input starting with 1, yields until stopped. */
 static int gen_stuck_head(subiter_gen *g, void *arg)
 {
-    (void)arg;
+    const unsigned char *in;
+    size_t len;
+
     atomic_store(&subiter__gen_shm(g)->cmd_head, 0);
+    in = subiter_input(g, &len);
+    if (len > 0 && in[0] == 1) {
+        return gen_until_stopped(g, arg);
+    }
     return 0;
 }
 
@@ -693,6 +700,49 @@ START_TEST(test_hostile_command_ring_full)
 }
 END_TEST
 
+/* The length of an input whose START record is exactly a quarter of the
+ * command ring: four of them fill it. */
+static size_t quarter_input(uint64_t seq)
+{
+    size_t len = SUBITER_INPUT_MAX, n;
+
+    for (;;) {
+        n = subiter__wire_command_size(SUBITER__CMD_START, seq, len);
+        if (((SUBITER__REC_HDR + n + 7) & ~(size_t)7) <=
+            SUBITER__CMD_RING_BYTES / 4) {
+            ck_assert_uint_eq((SUBITER__REC_HDR + n + 7) & ~(size_t)7,
+                              SUBITER__CMD_RING_BYTES / 4);
+            return len;
+        }
+        len--;
+    }
+}
+
+/* The same with STOP: four STARTs fill the ring, so the STOP of the
+ * fourth iteration finds no room, and subiter_stop() fails. */
+START_TEST(test_hostile_command_ring_full_on_stop)
+{
+    static unsigned char input[SUBITER_INPUT_MAX];
+    struct tu_snapshot snap;
+    subiter_opts o = tu_opts(10000);
+    subiter_item item;
+    subiter *it;
+    uint64_t seq;
+
+    tu_snapshot(&snap);
+    ck_assert_int_eq(subiter_open(&it, gen_stuck_head, NULL, &o), 0);
+    for (seq = 1; seq <= 4; seq++) {
+        input[0] = seq == 4;
+        ck_assert_int_eq(subiter_start(it, input, quarter_input(seq)), 0);
+        ck_assert_int_eq(subiter_next(it, &item), seq == 4);
+    }
+    ck_assert_int_eq(subiter_stop(it), SUBITER_EPROTO);
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "command ring full"));
+    (void)subiter_close(it);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 static Suite *hostile_suite(void)
 {
     Suite *s = suite_create("hostile");
@@ -710,6 +760,7 @@ static Suite *hostile_suite(void)
     tcase_add_test(tc, test_hostile_bad_command_in_iteration);
     tcase_add_test(tc, test_hostile_corrupt_command_ring);
     tcase_add_test(tc, test_hostile_command_ring_full);
+    tcase_add_test(tc, test_hostile_command_ring_full_on_stop);
     suite_add_tcase(s, tc);
     return s;
 }
