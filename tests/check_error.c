@@ -530,6 +530,33 @@ START_TEST(test_error_produces_errno_from_the_system)
 }
 END_TEST
 
+/* A file size limit below the ring's makes ftruncate() of the memfd fail
+ * (EFBIG, with SIGXFSZ ignored): open says so, and leaves nothing. */
+START_TEST(test_error_produces_errno_from_ftruncate)
+{
+    struct tu_snapshot snap;
+    struct rlimit old, low;
+    subiter *it = NULL;
+    int r;
+
+    tu_snapshot(&snap);
+    signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    low = old;
+    low.rlim_cur = 4096;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &low), 0);
+    r = subiter_open(&it, tu_gen_count, (void *)(intptr_t)3, NULL);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    ck_assert_int_eq(r, -EFBIG);
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "shared ring"));
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), subiter_strerror(-EFBIG)));
+    ck_assert_int_eq(subiter_pid(it), 0);
+    ck_assert_int_eq(subiter_close(it), 0);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 static Suite *error_suite(void)
 {
     Suite *s = suite_create("error");
@@ -555,6 +582,7 @@ static Suite *error_suite(void)
     tcase_add_test(tc, test_error_produces_eclosed);
     tcase_add_test(tc, test_error_produces_ecanceled);
     tcase_add_loop_test(tc, test_error_produces_errno_from_the_system, 0, 2);
+    tcase_add_test(tc, test_error_produces_errno_from_ftruncate);
     suite_add_tcase(s, tc);
     return s;
 }
