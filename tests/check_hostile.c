@@ -743,6 +743,40 @@ START_TEST(test_hostile_command_ring_full_on_stop)
 }
 END_TEST
 
+/* In a pool: the worker whose STOP finds no room is lost while the
+ * iteration stops, and replaced; the pool stays usable. */
+START_TEST(test_hostile_command_ring_full_in_pool)
+{
+    static unsigned char input[SUBITER_INPUT_MAX];
+    struct tu_snapshot snap;
+    subiter_opts wo = tu_opts(10000);
+    subiter_pool_opts po = SUBITER_POOL_OPTS_INIT;
+    subiter_pool_stats st = SUBITER_POOL_STATS_INIT;
+    subiter_pool_item item;
+    subiter_pool *p;
+    uint64_t seq;
+
+    tu_snapshot(&snap);
+    po.workers = 1;
+    po.worker = &wo;
+    ck_assert_int_eq(subiter_pool_open(&p, gen_stuck_head, NULL, &po), 0);
+    for (seq = 1; seq <= 4; seq++) {
+        input[0] = seq == 4;
+        ck_assert_int_eq(subiter_pool_start(p, input, quarter_input(seq)), 0);
+        ck_assert_int_eq(subiter_pool_next(p, &item), seq == 4);
+    }
+    ck_assert_int_eq(subiter_pool_stop(p), SUBITER_EPROTO);
+    ck_assert_ptr_nonnull(strstr(subiter_pool_errmsg(p), "command ring full"));
+    ck_assert_int_eq(subiter_pool_get_stats(p, &st), 0);
+    ck_assert_uint_eq(st.replaced, 1);
+    input[0] = 0;
+    ck_assert_int_eq(subiter_pool_start(p, input, 1), 0);
+    ck_assert_int_eq(subiter_pool_next(p, &item), 0);
+    ck_assert_int_eq(subiter_pool_close(p), 0);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 static Suite *hostile_suite(void)
 {
     Suite *s = suite_create("hostile");
@@ -761,6 +795,7 @@ static Suite *hostile_suite(void)
     tcase_add_test(tc, test_hostile_corrupt_command_ring);
     tcase_add_test(tc, test_hostile_command_ring_full);
     tcase_add_test(tc, test_hostile_command_ring_full_on_stop);
+    tcase_add_test(tc, test_hostile_command_ring_full_in_pool);
     suite_add_tcase(s, tc);
     return s;
 }
