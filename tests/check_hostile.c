@@ -269,6 +269,8 @@ static int gen_header(subiter_gen *g, void *arg)
     shm->item_bytes = 3;
     shm->buffer_items = 0;
     atomic_store(&shm->items_published, 0xdeadbeefu);
+    /* A wake-up with nothing new is harmless too. */
+    subiter__gen_kick(g);
     return tu_yield_count(g, 100);
 }
 
@@ -403,8 +405,10 @@ static void region_new(struct region *rg, uint32_t magic, uint32_t version)
     ck_assert_int_ge(rg->efd, 0);
 }
 
-/* Fork subiter__worker_main() on the region, running fn. */
-static pid_t region_fork_worker(struct region *rg, subiter_iter_fn fn)
+/* Fork subiter__worker_main() on the region, running fn, told that its
+ * parent is `parent` (0: the test). */
+static pid_t region_fork_worker(struct region *rg, subiter_iter_fn fn,
+                                pid_t parent)
 {
     struct subiter__child_args a;
     pid_t pid;
@@ -413,7 +417,7 @@ static pid_t region_fork_worker(struct region *rg, subiter_iter_fn fn)
     a.memfd = rg->memfd;
     a.shm_len = rg->len;
     a.efd = rg->efd;
-    a.parent = getpid();
+    a.parent = parent != 0 ? parent : getpid();
     a.fn = fn;
     pid = fork();
     ck_assert_int_ge(pid, 0);
@@ -434,7 +438,7 @@ static int wait_worker(pid_t pid)
 /* Run subiter__worker_main() on the region; returns its wait status. */
 static int region_run_worker(struct region *rg)
 {
-    return wait_worker(region_fork_worker(rg, tu_gen_count));
+    return wait_worker(region_fork_worker(rg, tu_gen_count, 0));
 }
 
 static void region_free(struct region *rg)
@@ -488,6 +492,28 @@ START_TEST(test_hostile_bad_magic_is_refused)
     ck_assert_int_eq(WEXITSTATUS(status), SUBITER__EXIT_BAD_MAGIC);
     ck_assert_ptr_nonnull(subiter__worker_exit_reason(WEXITSTATUS(status)));
     ck_assert_ptr_null(subiter__worker_exit_reason(0));
+    subiter__shm_rings(rg.shm, &cmd, &items, true);
+    ck_assert(!subiter__ring_pending(&items));
+    region_free(&rg);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* A worker whose parent is not the one recorded before the fork (it died
+ * in between, and the worker was reparented) leaves at once, with the
+ * status that says so, and writes nothing. */
+START_TEST(test_hostile_orphan_leaves)
+{
+    struct tu_snapshot snap;
+    struct subiter__ring cmd, items;
+    struct region rg;
+    int status;
+
+    tu_snapshot(&snap);
+    region_new(&rg, SUBITER__SHM_MAGIC, SUBITER__SHM_VERSION);
+    status = wait_worker(region_fork_worker(&rg, tu_gen_count, 1));
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), SUBITER__EXIT_ORPHAN);
     subiter__shm_rings(rg.shm, &cmd, &items, true);
     ck_assert(!subiter__ring_pending(&items));
     region_free(&rg);
@@ -561,7 +587,7 @@ static pid_t fp_start(struct fake_parent *fp, subiter_iter_fn fn)
     memset(fp, 0, sizeof *fp);
     region_new(&fp->rg, SUBITER__SHM_MAGIC, SUBITER__SHM_VERSION);
     subiter__shm_rings(fp->rg.shm, &fp->cmd, &fp->items, true);
-    pid = region_fork_worker(&fp->rg, fn);
+    pid = region_fork_worker(&fp->rg, fn, 0);
     ck_assert_int_eq(fp_next_status(fp), SUBITER__INIT_OK);
     return pid;
 }
@@ -790,6 +816,7 @@ static Suite *hostile_suite(void)
     tcase_add_test(tc, test_hostile_ring_sealed_and_private);
     tcase_add_test(tc, test_hostile_unknown_version_is_refused);
     tcase_add_test(tc, test_hostile_bad_magic_is_refused);
+    tcase_add_test(tc, test_hostile_orphan_leaves);
     tcase_add_test(tc, test_hostile_bad_command_in_stand_by);
     tcase_add_test(tc, test_hostile_bad_command_in_iteration);
     tcase_add_test(tc, test_hostile_corrupt_command_ring);
