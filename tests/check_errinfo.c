@@ -305,8 +305,8 @@ START_TEST(test_errinfo_no_oom_without_counter_line)
 }
 END_TEST
 
-/* arg: the status the initializer exits with. */
-static int init_exit(subiter_gen *g, void *arg)
+/* Initializer or generator: _exit() at once with the status in arg. */
+static int exit_now(subiter_gen *g, void *arg)
 {
     (void)g;
     _exit((int)(intptr_t)arg);
@@ -327,7 +327,7 @@ START_TEST(test_errinfo_library_exit_status)
 
     tu_snapshot(&snap);
     ck_assert_ptr_nonnull(reason);
-    o.init = init_exit;
+    o.init = exit_now;
     ck_assert_int_eq(subiter_open(&it, gen_die, (void *)(intptr_t)status, &o),
                      SUBITER_ECHILD);
     snprintf(want, sizeof want, "(%d: %s)", status, reason);
@@ -341,13 +341,8 @@ START_TEST(test_errinfo_library_exit_status)
 }
 END_TEST
 
-/* arg: the status the generator exits with, at once. */
-static int gen_exit(subiter_gen *g, void *arg)
-{
-    (void)g;
-    _exit((int)(intptr_t)arg);
-}
-
+/* Once the initializer has succeeded, the same statuses are the
+ * application's: errmsg gives the number and no library reason. */
 START_TEST(test_errinfo_exit_status_after_init_unexplained)
 {
     struct tu_snapshot snap;
@@ -357,7 +352,7 @@ START_TEST(test_errinfo_exit_status_after_init_unexplained)
 
     tu_snapshot(&snap);
     ck_assert_int_eq(
-        subiter_open(&it, gen_exit, (void *)(intptr_t)SUBITER__EXIT_MMAP, &o),
+        subiter_open(&it, exit_now, (void *)(intptr_t)SUBITER__EXIT_MMAP, &o),
         0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     ck_assert_int_eq(subiter_next(it, &item), SUBITER_ECHILD);
