@@ -15,10 +15,6 @@
 
 #include "internal.h"
 
-/* Without a pidfd (valgrind 3.19 answers ENOSYS), death is checked between
- * sleeps of this length: it is then the detection delay. */
-#define FALLBACK_SLICE_MS 5
-
 int64_t subiter__now_ns(void)
 {
     struct timespec ts;
@@ -97,8 +93,9 @@ int subiter__proc_wait(struct subiter__proc *p, int efd, int64_t deadline_ns)
         fds[1].fd = p->pidfd;
         fds[1].events = POLLIN;
         fds[1].revents = 0;
-        if (p->pidfd < 0 && (timeout < 0 || timeout > FALLBACK_SLICE_MS)) {
-            timeout = FALLBACK_SLICE_MS;
+        if (p->pidfd < 0 &&
+            (timeout < 0 || timeout > SUBITER__FALLBACK_SLICE_MS)) {
+            timeout = SUBITER__FALLBACK_SLICE_MS;
         }
         n = poll(fds, p->pidfd >= 0 ? 2 : 1, timeout);
         if (n < 0 && errno != EINTR) {
