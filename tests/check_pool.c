@@ -1981,6 +1981,134 @@ START_TEST(test_pool_init_fails)
 }
 END_TEST
 
+/* ==== the pool loop: initializers that give up, reruns that fail ==== */
+
+/* A page the workers and the test all see: struct shared first, so that
+ * gen_job() and gen_shard() find theirs at the same address. */
+struct init_gate {
+    struct shared sh;
+    _Atomic int fail;   /* != 0: every initializer fails */
+    _Atomic int deaths; /* initializers still to die (_exit) */
+};
+
+/* Initializer steered by struct init_gate (arg). */
+static int init_gated(subiter_gen *g, void *arg)
+{
+    struct init_gate *ig = arg;
+
+    if (atomic_load(&ig->fail) != 0) {
+        return subiter_fail(g, "the device is gone");
+    }
+    if (atomic_fetch_sub(&ig->deaths, 1) > 0) {
+        _exit(5);
+    }
+    return 0;
+}
+
+static struct init_gate *init_gate_new(void)
+{
+    struct init_gate *ig = tu_shared_new(PAGE);
+
+    memset(ig, 0, sizeof *ig);
+    return ig;
+}
+
+START_TEST(test_pool_task_after_init_gave_up)
+{
+    struct tu_snapshot snap;
+    subiter_opts wo = tu_opts_grace(0, PROMPT_GRACE_MS);
+    subiter_pool_opts po = pool_opts(1, &wo);
+    static struct results res;
+    struct init_gate *ig;
+    subiter_pool *p;
+    unsigned long long a, b, c;
+
+    tu_snapshot(&snap);
+    ig = init_gate_new();
+    memset(&res, 0, sizeof res);
+    wo.init = init_gated;
+    po.max_retries = 0;
+    ck_assert_int_eq(subiter_pool_open(&p, gen_job, ig, &po), 0);
+    /* The task's worker dies, and from now on no initializer succeeds. */
+    atomic_store(&ig->fail, 1);
+    a = submit(p, 1, JOB_KILL, 0, 0);
+    ck_assert_int_eq(drain(p, &res), 0);
+    ck_assert_int_eq(res.t[a].code, SUBITER_ECHILD);
+    /* No worker can start: the task ends with the reason, at once. */
+    b = submit(p, 2, JOB_PLAIN, 0, 0);
+    ck_assert_int_eq(drain(p, &res), 0);
+    ck_assert_int_eq(res.t[b].ends, 1);
+    ck_assert_int_eq(res.t[b].code, SUBITER_EINIT);
+    ck_assert_msg(strstr(res.t[b].msg, "the device is gone") != NULL,
+                  "errmsg \"%s\"", res.t[b].msg);
+    ck_assert_int_eq(subiter_pool_worker_pid(p, 0), 0);
+    /* The cause is gone: a task submitted now runs. */
+    atomic_store(&ig->fail, 0);
+    c = submit(p, 3, JOB_PLAIN, 0, 0);
+    ck_assert_int_eq(drain(p, &res), 0);
+    assert_task_ok(&res, c, 3);
+    ck_assert_int_gt(subiter_pool_worker_pid(p, 0), 0);
+    close_clean(p);
+    tu_shared_free(ig, PAGE);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+START_TEST(test_pool_sharded_rerun_dies_in_init)
+{
+    struct tu_snapshot snap;
+    subiter_opts wo = tu_opts_grace(0, PROMPT_GRACE_MS);
+    subiter_pool_opts po = pool_opts(2, &wo);
+    struct init_gate *ig;
+    subiter_pool *p;
+    /* Shard 1 crashes after 10 items, the first time only. */
+    struct shard_in in = {N_ITEMS, 1, SHARD_SEGV, 10, 1};
+    int seen[N_ITEMS], order;
+    long seq[N_ITEMS], nseq, i;
+
+    tu_snapshot(&snap);
+    ig = init_gate_new();
+    wo.init = init_gated;
+    po.restart_shards = 1;
+    po.max_retries = 3;
+    for (order = 0; order < 2; order++) {
+        po.order = order;
+        atomic_store(&ig->sh.attempts, 0);
+        atomic_store(&ig->deaths, 0);
+        ck_assert_int_eq(subiter_pool_open(&p, gen_shard, ig, &po), 0);
+        /* The first two replacements die in their initializer: each
+         * counts one rerun, and the third rerun runs the shard. */
+        atomic_store(&ig->deaths, 2);
+        memset(seen, 0, sizeof seen);
+        ck_assert_int_eq(subiter_pool_start(p, &in, sizeof in), 0);
+        ck_assert_int_eq(collect(p, 2, 0, 1, N_ITEMS, seen, seq, &nseq), 0);
+        ck_assert_int_eq(nseq, N_ITEMS);
+        assert_each_once(seen, N_ITEMS);
+        for (i = 0; order == SUBITER_POOL_ORDERED && i < N_ITEMS; i++) {
+            REQUIRE_EQ(seq[i], i);
+        }
+        ck_assert_uint_eq(get_stats(p).replaced, 3);
+        /* Every replacement dies: the reruns run out, and the iteration
+         * fails with the reason. */
+        atomic_store(&ig->sh.attempts, 0);
+        atomic_store(&ig->deaths, 1000);
+        memset(seen, 0, sizeof seen);
+        ck_assert_int_eq(subiter_pool_start(p, &in, sizeof in), 0);
+        ck_assert_int_eq(collect(p, 2, 0, 1, N_ITEMS, seen, NULL, NULL),
+                         SUBITER_ECHILD);
+        assert_errmsg_has(p, "rerun 3 of 3");
+        assert_errmsg_has(p, "exit");
+        atomic_store(&ig->deaths, 0);
+        run_plain(p, 2, order == SUBITER_POOL_ORDERED);
+        close_clean(p);
+    }
+    tu_shared_free(ig, PAGE);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* ==== end of the pool loop's block ==== */
+
 static Suite *pool_suite(void)
 {
     Suite *s = suite_create("pool");
@@ -2035,6 +2163,12 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_pool_submit_while_sharded);
     tcase_add_test(tc, test_pool_calls_from_callback_busy);
     tcase_add_test(tc, test_pool_init_fails);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("loop");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_pool_task_after_init_gave_up);
+    tcase_add_test(tc, test_pool_sharded_rerun_dies_in_init);
     suite_add_tcase(s, tc);
     return s;
 }
