@@ -242,15 +242,19 @@ static int read_all(subiter_pool *p, bool items_ok)
 static void follow_up(subiter_pool *p)
 {
     unsigned i;
+    int r;
 
     if (p->followup) {
         p->followup = false;
         for (i = 0; i < p->n; i++) {
             struct pool_slot *w = &p->w[i];
 
-            if (w->st == SLOT_EMPTY && w->respawn && pool__spawn(p, i) < 0 &&
-                w->rerun) {
-                pool__rerun_failed(p, i, p->init_code);
+            if (w->st != SLOT_EMPTY || !w->respawn) {
+                continue;
+            }
+            r = pool__spawn(p, i);
+            if (r < 0 && w->rerun) {
+                pool__rerun_failed(p, i, r);
             }
         }
     }
@@ -372,6 +376,8 @@ int pool__enter(subiter_pool *p)
     if (p->in_cb) {
         return -EBUSY;
     }
+    /* Every call that stops the shards runs the loop until they are. */
+    assert(!p->in_loop && p->st != POOL_STOPPING);
     return 0;
 }
 

@@ -17,14 +17,18 @@
  *                  (pool__sleep(), which turns a pidfd into an event).
  *
  * Why the loop never re-enters itself: the loop is the only place that
- * waits, and the public calls are its only callers. Handlers are leaf
- * functions: they change slot and pool state, mark slots (respawn,
- * rerun), queue tasks and set the pool's pending result, then return to
- * the loop; none of them, nor anything they call, waits or calls the loop.
- * Work that needs the loop (stop the other shards, wait for a rerun's
- * initializer) is a state (POOL_STOPPING, a STARTING slot marked rerun)
- * that the running loop carries to its end. p->in_loop, set around the
- * loop, makes a re-entry abort in any build with assert() on.
+ * waits for what workers do, and the public calls are its only callers
+ * (pool__fill() runs it on their behalf). Handlers are leaf functions:
+ * they change slot and pool state, mark slots (respawn, rerun), queue
+ * tasks and set the pool's pending result, then return to the loop; none
+ * of them, nor anything they call, waits for an event or calls the loop
+ * (closing a dead or retired worker waits for its exit, bounded by its
+ * grace, and reads nothing). Work that needs the loop (stop the other
+ * shards, wait for a rerun's initializer) is a state (POOL_STOPPING, a
+ * STARTING slot marked rerun) that the running loop carries to its end,
+ * so every public call returns with the pool out of POOL_STOPPING.
+ * p->in_loop, set around the loop, makes a re-entry abort in any build
+ * with assert() on (NDEBUG is never defined by the build).
  */
 #ifndef SUBITER_POOL_H
 #define SUBITER_POOL_H

@@ -148,7 +148,7 @@ void pool__close_slot(subiter_pool *p, unsigned i)
 int pool__spawn(subiter_pool *p, unsigned i)
 {
     struct pool_slot *w = &p->w[i];
-    int r;
+    int r, rc;
 
     assert(w->st == SLOT_EMPTY);
     w->respawn = false;
@@ -158,7 +158,7 @@ int pool__spawn(subiter_pool *p, unsigned i)
         pool__fail(p, r, "worker %u: %s", i,
                    w->h != NULL ? subiter_errmsg(w->h) : subiter_strerror(r));
         if (w->h != NULL) {
-            subiter__close_many(&w->h, &r, 1);
+            subiter__close_many(&w->h, &rc, 1);
             w->h = NULL;
         }
         return r;
