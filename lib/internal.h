@@ -26,9 +26,10 @@
 #define SUBITER__HIDDEN __attribute__((visibility("hidden")))
 #define SUBITER__CACHELINE 64
 #define SUBITER__NS_PER_MS INT64_C(1000000)
-/* Without a pidfd (valgrind 3.19 answers ENOSYS), a worker's death is
- * looked for between sleeps of this length: it is then the detection
- * delay. */
+
+/* Without a pidfd (valgrind 3.19 answers ENOSYS for pidfd_open), a parent
+ * looks for its workers' deaths between sleeps of this length: it is then
+ * the detection delay. */
 #define SUBITER__FALLBACK_SLICE_MS 5
 
 /* ---- alloc.c ---- */
