@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -572,24 +573,10 @@ static int pool_life(bool tasks)
     return fails;
 }
 
-/*
- * KNOWN BUG (lib/pool.c, subiter_pool_open()): when the allocation of
- * p->pfd or p->pfd_worker (the 3rd and 4th of an open) fails, p->w is left
- * uninitialised (its memset comes after the check), and the
- * subiter_pool_close() the API asks for then closes garbage handles: it
- * crashes. test_pool_faults_open_enomem_close reproduces it; it and those
- * two sites of the chaos tests run only with SUBITER_TEST_KNOWN_BUGS=1 in
- * the environment, until the bug is fixed.
- */
-static bool known_bugs(void)
-{
-    const char *e = getenv("SUBITER_TEST_KNOWN_BUGS");
-
-    return e != NULL && strcmp(e, "1") == 0;
-}
-
-#define BUG_OPEN_SITE_A 3
-#define BUG_OPEN_SITE_B 4
+/* The 3rd and 4th allocations of an open: the poll arrays, made after the
+ * slots. */
+#define OPEN_SITE_POLL 3
+#define OPEN_SITE_POLL_WORKER 4
 
 /* Fail the n-th allocation of a whole pool life, for every n until a life
  * makes fewer allocations than n. */
@@ -601,9 +588,6 @@ static void pool_chaos(bool tasks)
     for (n = 1;; n++) {
         struct tu_snapshot snap;
 
-        if (!known_bugs() && (n == BUG_OPEN_SITE_A || n == BUG_OPEN_SITE_B)) {
-            continue;
-        }
         tu_snapshot(&snap);
         (void)subiter__alloc_fail_at(n);
         fails += pool_life(tasks);
@@ -634,7 +618,9 @@ START_TEST(test_pool_faults_alloc_chaos_tasks)
 }
 END_TEST
 
-/* The known bug above: open fails at p->pfd, then close. */
+/* Open fails after the slots were allocated, then close: the slots must
+ * not be read as if they held workers. M_PERTURB fills fresh allocations
+ * with garbage, so uninitialised slots cannot pass for empty ones. */
 START_TEST(test_pool_faults_open_enomem_close)
 {
     struct tu_snapshot snap;
@@ -642,7 +628,8 @@ START_TEST(test_pool_faults_open_enomem_close)
     subiter_pool *p = NULL;
     unsigned long site;
 
-    for (site = BUG_OPEN_SITE_A; site <= BUG_OPEN_SITE_B; site++) {
+    ck_assert_int_eq(mallopt(M_PERTURB, 0x5a), 1);
+    for (site = OPEN_SITE_POLL; site <= OPEN_SITE_POLL_WORKER; site++) {
         tu_snapshot(&snap);
         (void)subiter__alloc_fail_at(site);
         ck_assert_int_eq(subiter_pool_open(&p, gen_task, NULL, &po), -ENOMEM);
@@ -786,9 +773,7 @@ static Suite *pool_faults_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_pool_faults_alloc_chaos_sharded);
     tcase_add_test(tc, test_pool_faults_alloc_chaos_tasks);
-    if (known_bugs()) {
-        tcase_add_test(tc, test_pool_faults_open_enomem_close);
-    }
+    tcase_add_test(tc, test_pool_faults_open_enomem_close);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("refused");

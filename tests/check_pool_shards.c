@@ -533,6 +533,59 @@ START_TEST(test_pool_shards_rerun_cannot_start)
 }
 END_TEST
 
+/* With restart_shards, each replacement that dies in its initializer
+ * counts one rerun: the third rerun runs the shard and nothing is lost or
+ * repeated; when every replacement dies, the reruns run out and the
+ * iteration fails with the reason. */
+START_TEST(test_pool_shards_rerun_dies_in_init)
+{
+    struct tu_snapshot snap;
+    subiter_opts wo = tu_opts_grace(0, PROMPT_GRACE_MS);
+    subiter_pool_opts po = tp_pool_opts(2, &wo);
+    struct tp_shared *sh;
+    subiter_pool *p;
+    /* Shard 1 crashes after 10 items, the first time only. */
+    struct tp_shard_in in = {N_ITEMS, 1, SHARD_SEGV, 10, 1};
+    int seen[N_ITEMS], order;
+    long seq[N_ITEMS], nseq, i;
+
+    tu_snapshot(&snap);
+    sh = tp_shared_new();
+    wo.init = tp_init_gated;
+    po.restart_shards = 1;
+    po.max_retries = 3;
+    for (order = 0; order < 2; order++) {
+        po.order = order;
+        atomic_store(&sh->attempts, 0);
+        atomic_store(&sh->deaths, 0);
+        ck_assert_int_eq(subiter_pool_open(&p, tp_gen_shard, sh, &po), 0);
+        atomic_store(&sh->deaths, 2);
+        memset(seen, 0, sizeof seen);
+        ck_assert_int_eq(subiter_pool_start(p, &in, sizeof in), 0);
+        ck_assert_int_eq(tp_collect(p, 2, 0, 1, N_ITEMS, seen, seq, &nseq), 0);
+        ck_assert_int_eq(nseq, N_ITEMS);
+        tp_assert_each_once(seen, N_ITEMS);
+        for (i = 0; order == SUBITER_POOL_ORDERED && i < N_ITEMS; i++) {
+            REQUIRE_EQ(seq[i], i);
+        }
+        ck_assert_uint_eq(tp_stats(p).replaced, 3);
+        atomic_store(&sh->attempts, 0);
+        atomic_store(&sh->deaths, 1000);
+        memset(seen, 0, sizeof seen);
+        ck_assert_int_eq(subiter_pool_start(p, &in, sizeof in), 0);
+        ck_assert_int_eq(tp_collect(p, 2, 0, 1, N_ITEMS, seen, NULL, NULL),
+                         SUBITER_ECHILD);
+        tp_assert_errmsg_has(p, "rerun 3 of 3");
+        tp_assert_errmsg_has(p, "exit");
+        atomic_store(&sh->deaths, 0);
+        run_plain(p, 2, order == SUBITER_POOL_ORDERED);
+        tp_close_clean(p);
+    }
+    tu_shared_free(sh, PAGE);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 START_TEST(test_pool_shards_idle_death_replaced)
 {
     struct tu_snapshot snap;
@@ -620,6 +673,7 @@ static Suite *pool_shards_suite(void)
     tcase_add_test(tc, test_pool_shards_restart_gives_up);
     tcase_add_test(tc, test_pool_shards_stop_worker_dies);
     tcase_add_test(tc, test_pool_shards_rerun_cannot_start);
+    tcase_add_test(tc, test_pool_shards_rerun_dies_in_init);
     tcase_add_test(tc, test_pool_shards_idle_death_replaced);
     suite_add_tcase(s, tc);
     return s;

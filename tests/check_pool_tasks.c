@@ -309,6 +309,50 @@ START_TEST(test_pool_tasks_timeout)
 }
 END_TEST
 
+/* Every slot gave up on its initializer (the task's worker died, and no
+ * replacement could start): the queued task ends at once with the
+ * reason; once the cause is gone, a task submitted later runs. */
+START_TEST(test_pool_tasks_after_init_gave_up)
+{
+    struct tu_snapshot snap;
+    subiter_opts wo = tu_opts_grace(0, PROMPT_GRACE_MS);
+    subiter_pool_opts po = tp_pool_opts(1, &wo);
+    static struct tp_results res;
+    struct tp_shared *sh;
+    subiter_pool *p;
+    unsigned long long a, b, c;
+
+    tu_snapshot(&snap);
+    sh = tp_shared_new();
+    memset(&res, 0, sizeof res);
+    wo.init = tp_init_gated;
+    po.max_retries = 0;
+    ck_assert_int_eq(subiter_pool_open(&p, tp_gen_job, sh, &po), 0);
+    /* The task's worker dies, and from now on no initializer succeeds. */
+    atomic_store(&sh->fail, 1);
+    a = tp_submit(p, 1, JOB_KILL, 0, 0);
+    ck_assert_int_eq(tp_drain(p, &res), 0);
+    ck_assert_int_eq(res.t[a].code, SUBITER_ECHILD);
+    /* No worker can start: the task ends with the reason. */
+    b = tp_submit(p, 2, JOB_PLAIN, 0, 0);
+    ck_assert_int_eq(tp_drain(p, &res), 0);
+    ck_assert_int_eq(res.t[b].ends, 1);
+    ck_assert_int_eq(res.t[b].code, SUBITER_EINIT);
+    ck_assert_msg(strstr(res.t[b].msg, "the device is gone") != NULL,
+                  "errmsg \"%s\"", res.t[b].msg);
+    ck_assert_int_eq(subiter_pool_worker_pid(p, 0), 0);
+    /* The cause is gone: a task submitted now runs. */
+    atomic_store(&sh->fail, 0);
+    c = tp_submit(p, 3, JOB_PLAIN, 0, 0);
+    ck_assert_int_eq(tp_drain(p, &res), 0);
+    tp_assert_task_ok(&res, c, 3);
+    ck_assert_int_gt(subiter_pool_worker_pid(p, 0), 0);
+    tp_close_clean(p);
+    tu_shared_free(sh, PAGE);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 /* ---- the bounded queue ---- */
 
 START_TEST(test_pool_tasks_queue_bounded_with_callbacks)
@@ -432,6 +476,7 @@ static Suite *pool_tasks_suite(void)
     tcase_add_test(tc, test_pool_tasks_fail_without_retries);
     tcase_add_test(tc, test_pool_tasks_always_dying);
     tcase_add_test(tc, test_pool_tasks_timeout);
+    tcase_add_test(tc, test_pool_tasks_after_init_gave_up);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("queue");

@@ -133,6 +133,19 @@ int tp_gen_job(subiter_gen *g, void *arg)
     return 0;
 }
 
+int tp_init_gated(subiter_gen *g, void *arg)
+{
+    struct tp_shared *sh = arg;
+
+    if (atomic_load(&sh->fail) != 0) {
+        return subiter_fail(g, "the device is gone");
+    }
+    if (atomic_fetch_sub(&sh->deaths, 1) > 0) {
+        _exit(5);
+    }
+    return 0;
+}
+
 subiter_pool_opts tp_pool_opts(unsigned workers, const subiter_opts *w)
 {
     subiter_pool_opts po = SUBITER_POOL_OPTS_INIT;

@@ -26,6 +26,8 @@ struct tp_shared {
     _Atomic int started;  /* gate/hang tasks and paused shards that began */
     _Atomic int attempts; /* runs of "once" tasks and shards so far */
     _Atomic int yielded;  /* items JOB_MANY yielded */
+    _Atomic int fail;     /* != 0: every tp_init_gated() fails */
+    _Atomic int deaths;   /* tp_init_gated() calls still to die (_exit) */
 };
 
 /* ---- generators (they run in the worker: no ck_*) ---- */
@@ -92,6 +94,10 @@ long tp_f(long v);
 
 /* Runs the struct tp_job given as input (arg: struct tp_shared *). */
 int tp_gen_job(subiter_gen *g, void *arg);
+
+/* An initializer steered by struct tp_shared (arg): fails with "the device
+ * is gone" while `fail` is set, dies with _exit(5) while `deaths` > 0. */
+int tp_init_gated(subiter_gen *g, void *arg);
 
 /* ---- helpers ---- */
 

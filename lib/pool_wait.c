@@ -1,0 +1,114 @@
+/* pool_wait.c: the pool's sleep on all of its workers at once: arming the
+ * workers that may write (so they wake the parent), the one poll() over
+ * every eventfd and pidfd, and without pidfds (valgrind) the short slices
+ * between which deaths are looked for. Turns what it sees into events for
+ * the loop (pool__exited()); it never calls the loop. */
+#include "config.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include "pool.h"
+
+/* May the worker of slot i write to the parent while it sleeps? */
+static bool may_write(const struct pool_slot *w)
+{
+    return w->st == SLOT_STARTING || w->st == SLOT_BUSY ||
+           w->st == SLOT_STOPPING;
+}
+
+bool pool__arm(subiter_pool *p)
+{
+    bool fresh = false;
+    unsigned i;
+
+    for (i = 0; i < p->n; i++) {
+        struct pool_slot *w = &p->w[i];
+
+        if (may_write(w) && !w->armed) {
+            subiter__arm(w->h, true);
+            w->armed = true;
+            fresh = true;
+        }
+    }
+    return fresh;
+}
+
+void pool__disarm(subiter_pool *p)
+{
+    unsigned i;
+
+    for (i = 0; i < p->n; i++) {
+        if (p->w[i].armed && p->w[i].h != NULL) {
+            subiter__arm(p->w[i].h, false);
+        }
+        p->w[i].armed = false;
+    }
+}
+
+static void add_fd(subiter_pool *p, unsigned *nfds, int fd, unsigned i)
+{
+    p->pfd[*nfds].fd = fd;
+    p->pfd[*nfds].events = POLLIN;
+    p->pfd[*nfds].revents = 0;
+    p->pfd_worker[(*nfds)++] = i;
+}
+
+/* Fill p->pfd; true when some worker has no pidfd (look in slices). */
+static bool gather(subiter_pool *p, unsigned *nfds)
+{
+    bool fallback = false;
+    unsigned i;
+
+    *nfds = 0;
+    for (i = 0; i < p->n; i++) {
+        struct pool_slot *w = &p->w[i];
+        int efd, pidfd;
+
+        if (w->st == SLOT_EMPTY) {
+            continue;
+        }
+        subiter__fds(w->h, &efd, &pidfd);
+        if (may_write(w)) {
+            add_fd(p, nfds, efd, i);
+        }
+        if (w->exited) {
+            continue;
+        }
+        if (pidfd < 0) {
+            fallback = true;
+        } else {
+            add_fd(p, nfds, pidfd, i);
+        }
+    }
+    return fallback;
+}
+
+void pool__sleep(subiter_pool *p, int64_t deadline_ns)
+{
+    unsigned i, nfds;
+    bool fallback = gather(p, &nfds);
+    int n;
+
+    n = subiter__poll(p->pfd, nfds, deadline_ns, fallback);
+    for (i = 0; n > 0 && i < nfds; i++) {
+        unsigned k = p->pfd_worker[i];
+        int efd, pidfd;
+
+        if (p->pfd[i].revents == 0 || p->w[k].st == SLOT_EMPTY) {
+            continue;
+        }
+        subiter__fds(p->w[k].h, &efd, &pidfd);
+        if (p->pfd[i].fd == efd) {
+            subiter__eventfd_drain(efd);
+        } else if (!p->w[k].exited) {
+            pool__exited(p, k);
+        }
+    }
+    for (i = 0; fallback && i < p->n; i++) {
+        if (p->w[i].st != SLOT_EMPTY && !p->w[i].exited &&
+            subiter__check_exit(p->w[i].h)) {
+            pool__exited(p, i);
+        }
+    }
+}
