@@ -139,8 +139,6 @@ bool is_subiter(enum impl impl);
 void label_of(const struct spec *t, bool pinned, char *buf, size_t len);
 const struct result *measure(struct bench *b, struct results *rs,
                              const struct spec *t, bool pinned, uint64_t pilot);
-int ping_start(struct runner *r, unsigned char *msg);
-int gen_echo(subiter_gen *g, void *arg);
 bool is_probe(const void *msg, size_t len);
 
 /* baselines.c: the implementations subiter is compared against. */
@@ -150,10 +148,12 @@ void run_memcpy(struct runner *r, uint64_t n);
 int run_pipe(struct runner *r, uint64_t n);
 int ping_pipe(struct runner *r, unsigned char *msg);
 
-/* One entry point per figure, in the order main() runs them. */
-void bench_throughput(struct bench *b, struct results *rs);
+/* bench_throughput.c's line and first guess, which bench=pinned uses too. */
 void print_throughput(struct bench *b, const struct result *r);
 uint64_t pilot_items(size_t item_bytes);
+
+/* One entry point per figure, in the order main() runs them. */
+void bench_throughput(struct bench *b, struct results *rs);
 void bench_latency(struct bench *b, struct figures *f);
 void bench_pingpong(struct bench *b, struct results *rs);
 void bench_idle(struct bench *b, struct figures *f);

@@ -64,6 +64,32 @@ static int gen_stream(subiter_gen *g, void *arg)
     return 0;
 }
 
+/* Ping-pong: send the input back as the one item. An input that starts
+ * with PROBE asks for the CPU mark first (the pipe's echo child does the
+ * same). */
+bool is_probe(const void *msg, size_t len)
+{
+    uint64_t v;
+
+    if (len < sizeof v) {
+        return false;
+    }
+    memcpy(&v, msg, sizeof v);
+    return v == PROBE;
+}
+
+static int gen_echo(subiter_gen *g, void *arg)
+{
+    const struct gen *c = arg;
+    size_t len;
+    const void *in = subiter_input(g, &len);
+
+    if (is_probe(in, len)) {
+        mark_cpu(c->cpu_ns);
+    }
+    return subiter_yield(g, in, len);
+}
+
 static int setup(struct runner *r, struct bench *b, const struct spec *t)
 {
     subiter_opts o = SUBITER_OPTS_INIT;
@@ -157,35 +183,9 @@ static int run_subiter(struct runner *r, uint64_t n)
     return 0;
 }
 
-/* Ping-pong: send the input back as the one item. An input that starts
- * with PROBE asks for the CPU mark first (the pipe's echo child does the
- * same). */
-bool is_probe(const void *msg, size_t len)
-{
-    uint64_t v;
-
-    if (len < sizeof v) {
-        return false;
-    }
-    memcpy(&v, msg, sizeof v);
-    return v == PROBE;
-}
-
-int gen_echo(subiter_gen *g, void *arg)
-{
-    const struct gen *c = arg;
-    size_t len;
-    const void *in = subiter_input(g, &len);
-
-    if (is_probe(in, len)) {
-        mark_cpu(c->cpu_ns);
-    }
-    return subiter_yield(g, in, len);
-}
-
 /* One round trip through subiter: start(msg) -> the item echoing it ->
  * the end of the iteration. */
-int ping_start(struct runner *r, unsigned char *msg)
+static int ping_start(struct runner *r, unsigned char *msg)
 {
     subiter_item item;
     int rc;
