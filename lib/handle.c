@@ -232,22 +232,13 @@ int subiter__push_command(subiter *it, int cmd, const void *input, size_t len)
 static int read_opts(subiter_opts *o, const subiter_opts *user)
 {
     subiter_opts d = SUBITER_OPTS_INIT;
-    const unsigned char *extra;
-    size_t i;
 
     *o = d;
     if (user == NULL) {
         return 0;
     }
-    if (user->size < sizeof *user) {
+    if (subiter__opts_size(user, user->size, sizeof *user) < 0) {
         return -EINVAL;
-    }
-    /* A newer caller's fields we do not know must be zero. */
-    extra = (const unsigned char *)user + sizeof *user;
-    for (i = 0; i < user->size - sizeof *user; i++) {
-        if (extra[i] != 0) {
-            return -EINVAL;
-        }
     }
     o->init = user->init;
     if (user->buffer_items != 0) {

@@ -66,6 +66,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "opts.h"
 #include "ring.h"
 #include "shm.h"
 #include "wire.h"

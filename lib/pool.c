@@ -385,8 +385,6 @@ static int read_pool_opts(subiter_pool *p, const subiter_pool_opts *user)
 {
     subiter_pool_opts d = SUBITER_POOL_OPTS_INIT;
     subiter_opts wd = SUBITER_OPTS_INIT;
-    const unsigned char *extra;
-    size_t i;
     long cpus;
 
     p->o = d;
@@ -397,22 +395,18 @@ static int read_pool_opts(subiter_pool *p, const subiter_pool_opts *user)
      * when workers and parent share the cores. */
     p->wopts.buffer_items = SUBITER_POOL_DEFAULT_BUFFER_ITEMS;
     if (user != NULL) {
-        if (user->size < sizeof *user) {
+        if (subiter__opts_size(user, user->size, sizeof *user) < 0) {
             return -EINVAL;
-        }
-        extra = (const unsigned char *)user + sizeof *user;
-        for (i = 0; i < user->size - sizeof *user; i++) {
-            if (extra[i] != 0) {
-                return -EINVAL;
-            }
         }
         p->o = *user;
         p->o.size = sizeof *user;
     }
     if (p->o.worker != NULL) {
-        /* Checked in full (size, unknown fields) by the first worker's
-         * open; copied here for the replacements. */
-        if (p->o.worker->size < sizeof p->wopts) {
+        /* Only the known fields are copied (for the replacements), so
+         * the unknown ones are checked here: the workers' opens never see
+         * them. */
+        if (subiter__opts_size(p->o.worker, p->o.worker->size,
+                               sizeof p->wopts) < 0) {
             return -EINVAL;
         }
         p->wopts = *p->o.worker;

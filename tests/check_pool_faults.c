@@ -708,6 +708,10 @@ START_TEST(test_pool_faults_refused_calls)
         subiter_pool_opts po;
         unsigned char extra[8];
     } big;
+    struct {
+        subiter_opts wo;
+        unsigned char extra[8];
+    } wbig;
     subiter_pool_stats st;
     subiter_pool *p;
     int rc = 1;
@@ -724,6 +728,18 @@ START_TEST(test_pool_faults_refused_calls)
     big.extra[3] = 0;
     ck_assert_int_eq(subiter_pool_open(&p, gen_task, NULL, &big.po), 0);
     ck_assert_int_eq(subiter_pool_close(p), 0);
+    /* The same for the workers' options, which the pool copies. */
+    memset(&wbig, 0, sizeof wbig);
+    wbig.wo = wo;
+    wbig.wo.size = sizeof wbig;
+    wbig.extra[5] = 1;
+    po.worker = &wbig.wo;
+    ck_assert_int_eq(subiter_pool_open(&p, gen_task, NULL, &po), -EINVAL);
+    ck_assert_int_eq(subiter_pool_close(p), 0);
+    wbig.extra[5] = 0;
+    ck_assert_int_eq(subiter_pool_open(&p, gen_task, NULL, &po), 0);
+    ck_assert_int_eq(subiter_pool_close(p), 0);
+    po.worker = &wo;
 
     /* A slot with no worker cannot be paused. */
     po.min_workers = 1;
