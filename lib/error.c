@@ -1,5 +1,6 @@
 /* error.c: error codes to text, generated from SUBITER_ERRNO_MAP, and
- * signal names for messages. */
+ * the words for how a worker ended (signal names, the library's own exit
+ * statuses) that the parent's messages use. */
 #include "config.h"
 
 #include <errno.h>
@@ -85,4 +86,22 @@ const char *subiter__signame(int sig)
         return names[sig];
     }
     return "unknown signal";
+}
+
+const char *subiter__worker_exit_reason(int status)
+{
+    switch (status) {
+    case SUBITER__EXIT_BAD_MAGIC:
+        return "the shared region's header has a bad magic";
+    case SUBITER__EXIT_MMAP:
+        return "the worker could not map the shared region";
+    case SUBITER__EXIT_ORPHAN:
+        return "the parent died before the worker started";
+    case SUBITER__EXIT_CMD_RING:
+        return "the command ring is corrupt";
+    case SUBITER__EXIT_STATUS:
+        return "a status did not fit the item ring";
+    default:
+        return NULL;
+    }
 }

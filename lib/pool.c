@@ -982,7 +982,7 @@ static int run(subiter_pool *p, struct event *ev, bool (*done)(subiter_pool *),
             p->o.on_result(p, ev->task->id, ev->item.data, ev->item.len,
                            p->o.user);
             p->in_cb = false;
-            subiter__release(p->held);
+            subiter__give_back(p->held, true);
             p->held = NULL;
             spins = 0;
             continue;
@@ -1068,7 +1068,7 @@ static bool room_or_stuck(subiter_pool *p)
 static void settle(subiter_pool *p)
 {
     if (p->held != NULL) {
-        subiter__release(p->held);
+        subiter__give_back(p->held, true);
         p->held = NULL;
     }
     free_task(p->delivered);

@@ -15,49 +15,30 @@
 
 #include "internal.h"
 
-/* Without a pidfd (valgrind 3.19 answers ENOSYS), death is checked between
- * sleeps of this length: it is then the detection delay. */
-#define FALLBACK_SLICE_MS 5
-
-int64_t subiter__now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Milliseconds until deadline_ns, rounded up; -1 for no deadline. */
-static int ms_left(int64_t deadline_ns)
-{
-    int64_t left;
-
-    if (deadline_ns == 0) {
-        return -1;
-    }
-    left = deadline_ns - subiter__now_ns();
-    if (left <= 0) {
-        return 0;
-    }
-    left = (left + 999999) / 1000000;
-    return left > 1000000 ? 1000000 : (int)left;
-}
-
 void subiter__proc_init(struct subiter__proc *p)
 {
     memset(p, 0, sizeof *p);
     p->pidfd = -1;
 }
 
+/* Test hook (subiter__proc_no_pidfd()): watch workers as if pidfd_open()
+ * were missing. Per thread, like the other test hooks. */
+static _Thread_local bool no_pidfd;
+
+void subiter__proc_no_pidfd(bool on)
+{
+    no_pidfd = on;
+}
+
 void subiter__proc_watch(struct subiter__proc *p, pid_t pid)
 {
-    long fd;
+    long fd = -1;
 
     p->pid = pid;
 #ifdef SYS_pidfd_open
-    fd = syscall(SYS_pidfd_open, pid, 0);
-#else
-    fd = -1;
+    if (!no_pidfd) {
+        fd = syscall(SYS_pidfd_open, pid, 0);
+    }
 #endif
     /* pidfd_open() returns a CLOEXEC fd. */
     p->pidfd = fd >= 0 ? (int)fd : -1;
@@ -78,42 +59,6 @@ bool subiter__proc_exited(struct subiter__proc *p)
         }
     }
     return si.si_pid != 0;
-}
-
-int subiter__proc_wait(struct subiter__proc *p, int efd, int64_t deadline_ns)
-{
-    struct pollfd fds[2];
-    uint64_t drain;
-    int n, timeout;
-
-    for (;;) {
-        timeout = ms_left(deadline_ns);
-        if (timeout == 0) {
-            return 0;
-        }
-        fds[0].fd = efd;
-        fds[0].events = POLLIN;
-        fds[0].revents = 0;
-        fds[1].fd = p->pidfd;
-        fds[1].events = POLLIN;
-        fds[1].revents = 0;
-        if (p->pidfd < 0 && (timeout < 0 || timeout > FALLBACK_SLICE_MS)) {
-            timeout = FALLBACK_SLICE_MS;
-        }
-        n = poll(fds, p->pidfd >= 0 ? 2 : 1, timeout);
-        if (n < 0 && errno != EINTR) {
-            return -errno;
-        }
-        if (fds[0].revents & POLLIN) {
-            /* The eventfd is non-blocking; empty it for the next sleep. */
-            while (read(efd, &drain, sizeof drain) < 0 && errno == EINTR) {
-            }
-            return 1;
-        }
-        if (fds[1].revents != 0 || (p->pidfd < 0 && subiter__proc_exited(p))) {
-            return -ECHILD;
-        }
-    }
 }
 
 /* Collect the status if the child has exited. true when it is reaped. */
@@ -147,7 +92,7 @@ int subiter__proc_reap(struct subiter__proc *p, int64_t deadline_ns)
     int timeout;
 
     while (!try_reap(p)) {
-        timeout = ms_left(deadline_ns);
+        timeout = subiter__ms_left(deadline_ns);
         if (timeout == 0) {
             return -ETIMEDOUT;
         }
@@ -157,7 +102,7 @@ int subiter__proc_reap(struct subiter__proc *p, int64_t deadline_ns)
             pfd.revents = 0;
             (void)poll(&pfd, 1, timeout);
         } else {
-            struct timespec ts = {0, 1000000};
+            struct timespec ts = {0, SUBITER__NS_PER_MS};
 
             (void)nanosleep(&ts, NULL);
         }
@@ -191,7 +136,7 @@ void subiter__proc_kill(struct subiter__proc *p)
     (void)subiter__proc_reap(p, 0);
 }
 
-void subiter__proc_release(struct subiter__proc *p)
+void subiter__proc_close(struct subiter__proc *p)
 {
     if (p->pidfd >= 0) {
         (void)close(p->pidfd);

@@ -69,6 +69,8 @@ int subiter__ring_reserve(struct subiter__ring *r, size_t frame_len,
 {
     uint32_t off, to_end, rec;
 
+    /* Our own index: records are 8-aligned (ring_init checked the start). */
+    assert((r->pos & 7u) == 0);
     if (frame_len > subiter__ring_max_frame(r)) {
         return -EMSGSIZE;
     }
@@ -169,6 +171,10 @@ int subiter__ring_peek(struct subiter__ring *r, const unsigned char **frame,
 
 void subiter__ring_release(struct subiter__ring *r, uint32_t len)
 {
+    /* Only what the last peek validated: a record inside what the producer
+     * published, and not past the end of the ring. */
+    assert(rec_bytes(len) <= r->cached - r->pos);
+    assert(rec_bytes(len) <= r->size - (r->pos & r->mask));
     r->pos += (uint32_t)rec_bytes(len);
     /* release: we are done reading the record; pairs with the acquire in
      * has_room(). */

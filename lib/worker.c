@@ -3,22 +3,18 @@
  * generator makes: subiter_yield(), reserve/commit, fail, input. */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
-#include <sched.h>
-#include <linux/futex.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
 
 #define GEN_MAGIC 0x67656e21u
-#define MSG_MAX 4096
 
 enum phase { PHASE_NONE, PHASE_INIT, PHASE_ITER };
 
@@ -43,53 +39,26 @@ struct subiter_gen {
     size_t reserved_len;
     bool has_msg;
     bool has_auto_msg;
-    char msg[MSG_MAX];
+    char msg[SUBITER__MSG_MAX];
     char auto_msg[256];
 };
 
-/* ---- helpers shared with the parent ---- */
-
-void subiter__spin(unsigned n)
-{
-    /* First a few µs of pure pauses: the other side, running on another
-     * core, usually moves within that, and a sched_yield() costs a
-     * syscall. Then every 16th turn gives the CPU away: when both sides
-     * share one core (2-core machines, pinned or loaded), a pure busy-wait
-     * would burn the slice the other side needs to make the progress we
-     * wait for. */
-    if (n >= SUBITER__SPIN_PAUSES && (n & 15) == 15) {
-        (void)sched_yield();
-        return;
-    }
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
+#ifdef SUBITER_COVERAGE
+void __gcov_dump(void);
 #endif
-}
 
-void subiter__futex_wake(_Atomic uint32_t *word)
+/* Every way out of the worker: _exit(), never exit() (the parent's atexit
+ * handlers and stdio buffers are not the worker's). A coverage build first
+ * writes the worker's counters, which _exit() would lose. */
+static _Noreturn void worker_exit(int status)
 {
-    /* Not FUTEX_PRIVATE_FLAG: the waiter is another process. */
-    (void)syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
+#ifdef SUBITER_COVERAGE
+    __gcov_dump();
+#endif
+    _exit(status);
 }
 
-void subiter__futex_wait(_Atomic uint32_t *word, uint32_t val)
-{
-    (void)syscall(SYS_futex, word, FUTEX_WAIT, val, NULL, NULL, 0);
-}
-
-void subiter__shm_rings(struct subiter__shm *shm, struct subiter__ring *cmd,
-                        struct subiter__ring *items, bool parent)
-{
-    unsigned char *base = (unsigned char *)shm;
-
-    subiter__ring_init(cmd, &shm->cmd_head, &shm->cmd_tail,
-                       base + shm->hdr_bytes, shm->cmd_bytes, parent);
-    subiter__ring_init(items, &shm->item_head, &shm->item_tail,
-                       base + shm->hdr_bytes + shm->cmd_bytes, shm->item_bytes,
-                       !parent);
-}
+/* ---- test hooks ---- */
 
 struct subiter__shm *subiter__gen_shm(subiter_gen *g)
 {
@@ -100,55 +69,7 @@ struct subiter__shm *subiter__gen_shm(subiter_gen *g)
 
 static void wake_parent(subiter_gen *g)
 {
-    uint64_t one = 1;
-
-    /* seq_cst: orders our tail store before the load of the flag; the
-     * parent does the mirror image (flag store, fence, tail load), so one
-     * of us sees the other and no wake-up is lost. */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&g->shm->parent_sleeping, memory_order_relaxed) &&
-        atomic_exchange_explicit(&g->shm->parent_sleeping, 0,
-                                 memory_order_relaxed)) {
-        while (write(g->efd, &one, sizeof one) < 0 && errno == EINTR) {
-        }
-    }
-}
-
-/*
- * One step of waiting for the parent: spin a little, then arm the
- * doorbell (the caller re-checks its condition), then sleep on it.
- */
-struct waiter {
-    unsigned spins;
-    bool armed;
-    uint32_t bell;
-};
-
-static void wait_step(subiter_gen *g, struct waiter *w)
-{
-    if (w->spins < SUBITER__SPIN_LIMIT) {
-        subiter__spin(w->spins++);
-        return;
-    }
-    if (!w->armed) {
-        w->bell =
-            atomic_load_explicit(&g->shm->child_bell, memory_order_relaxed);
-        atomic_store_explicit(&g->shm->child_sleeping, 1, memory_order_relaxed);
-        /* seq_cst: pairs with the fence in the parent's wake_child(). */
-        atomic_thread_fence(memory_order_seq_cst);
-        w->armed = true;
-        return; /* the caller re-checks before we sleep */
-    }
-    subiter__futex_wait(&g->shm->child_bell, w->bell);
-    atomic_store_explicit(&g->shm->child_sleeping, 0, memory_order_relaxed);
-    w->armed = false;
-}
-
-static void wait_done(subiter_gen *g, struct waiter *w)
-{
-    if (w->armed) {
-        atomic_store_explicit(&g->shm->child_sleeping, 0, memory_order_relaxed);
-    }
+    subiter__wake_parent(g->shm, g->efd);
 }
 
 static void send_status(subiter_gen *g, int code, const char *msg, int errnum);
@@ -199,7 +120,7 @@ static bool below_item_bound(subiter_gen *g)
 static int reserve(subiter_gen *g, size_t frame_len, bool item,
                    unsigned char **frame)
 {
-    struct waiter w = {0, false, 0};
+    struct subiter__wait w = SUBITER__WAIT_INIT;
     void *p;
     int r;
 
@@ -214,7 +135,7 @@ static int reserve(subiter_gen *g, size_t frame_len, bool item,
         if (g->abort) {
             /* A status that waits for room after ABORT would wait for a
              * parent that no longer reads: leave now. */
-            _exit(0);
+            worker_exit(0);
         }
         if (!item || below_item_bound(g)) {
             uint32_t pos = g->items.pos;
@@ -229,9 +150,9 @@ static int reserve(subiter_gen *g, size_t frame_len, bool item,
                 break;
             }
         }
-        wait_step(g, &w);
+        subiter__worker_wait(g->shm, &w);
     }
-    wait_done(g, &w);
+    subiter__worker_wait_end(g->shm, &w);
     if (r == 0) {
         *frame = p;
     }
@@ -245,7 +166,7 @@ static void send_status(subiter_gen *g, int code, const char *msg, int errnum)
 
     if (reserve(g, n, false, &frame) != 0) {
         /* Cannot happen with the message cap below the ring size. */
-        _exit(SUBITER__EXIT_STATUS);
+        worker_exit(SUBITER__EXIT_STATUS);
     }
     subiter__wire_status_pack(code, g->seq, msg, errnum, frame);
     subiter__ring_commit(&g->items, (uint32_t)n);
@@ -256,6 +177,8 @@ static void commit_item(subiter_gen *g, unsigned char *frame, size_t len)
 {
     subiter__wire_item_prefix(frame, len);
     subiter__ring_commit(&g->items, (uint32_t)(SUBITER__ITEM_PREFIX + len));
+    /* reserve() waited until this item was below the bound. */
+    assert(g->published - g->consumed < g->buffer_items);
     g->published++;
     atomic_store_explicit(&g->shm->items_published, g->published,
                           memory_order_relaxed);
@@ -269,24 +192,6 @@ void subiter__gen_kick(subiter_gen *g)
         atomic_store_explicit(&g->shm->parent_sleeping, 1,
                               memory_order_relaxed);
         wake_parent(g);
-    }
-}
-
-const char *subiter__worker_exit_reason(int status)
-{
-    switch (status) {
-    case SUBITER__EXIT_BAD_MAGIC:
-        return "the shared region's header has a bad magic";
-    case SUBITER__EXIT_MMAP:
-        return "the worker could not map the shared region";
-    case SUBITER__EXIT_ORPHAN:
-        return "the parent died before the worker started";
-    case SUBITER__EXIT_CMD_RING:
-        return "the command ring is corrupt";
-    case SUBITER__EXIT_STATUS:
-        return "a status did not fit the item ring";
-    default:
-        return NULL;
     }
 }
 
@@ -349,7 +254,7 @@ static void iterate(subiter_gen *g, subiter_iter_fn fn, void *arg)
     g->reserved = NULL; /* an uncommitted reservation is dropped */
     subiter__command_free(&g->start);
     if (g->abort) {
-        _exit(0);
+        worker_exit(0);
     }
     if (g->unexpected) {
         g->unexpected = false;
@@ -370,14 +275,14 @@ static void stand_by(subiter_gen *g, subiter_iter_fn fn, void *arg)
     int r;
 
     for (;;) {
-        struct waiter w = {0, false, 0};
+        struct subiter__wait w = SUBITER__WAIT_INIT;
 
         while ((r = subiter__ring_peek(&g->cmd, &frame, &len)) == 0) {
-            wait_step(g, &w);
+            subiter__worker_wait(g->shm, &w);
         }
-        wait_done(g, &w);
+        subiter__worker_wait_end(g->shm, &w);
         if (r < 0) {
-            _exit(SUBITER__EXIT_CMD_RING);
+            worker_exit(SUBITER__EXIT_CMD_RING);
         }
         r = subiter__wire_command_decode(frame, len, &c);
         subiter__ring_release(&g->cmd, len);
@@ -392,7 +297,7 @@ static void stand_by(subiter_gen *g, subiter_iter_fn fn, void *arg)
             continue; /* so the parent can always force Stand By */
         }
         if (r == 0 && c.cmd == SUBITER__CMD_ABORT) {
-            _exit(0);
+            worker_exit(0);
         }
         send_status(g, SUBITER__UNEXPECTED,
                     r == -ENOMEM ? "out of memory reading a command"
@@ -404,7 +309,6 @@ static void stand_by(subiter_gen *g, subiter_iter_fn fn, void *arg)
 _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
 {
     subiter_gen g;
-    void *base;
     int r;
 
     reset_signals();
@@ -415,24 +319,17 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
      * parent may have died before prctl(), so compare with the pid
      * recorded before fork(). */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != a->parent) {
-        _exit(SUBITER__EXIT_ORPHAN);
+        worker_exit(SUBITER__EXIT_ORPHAN);
     }
-    base =
-        mmap(NULL, a->shm_len, PROT_READ | PROT_WRITE, MAP_SHARED, a->memfd, 0);
-    if (base == MAP_FAILED) {
-        _exit(SUBITER__EXIT_MMAP);
-    }
-    (void)close(a->memfd);
-
     memset(&g, 0, sizeof g);
+    g.shm = subiter__shm_attach(a->memfd, a->shm_len, &r);
+    if (g.shm == NULL) {
+        worker_exit(r);
+    }
     g.magic = GEN_MAGIC;
-    g.shm = base;
     g.efd = a->efd;
     g.worker_id = a->worker_id;
     g.num_workers = a->num_workers > 0 ? a->num_workers : 1;
-    if (g.shm->magic != SUBITER__SHM_MAGIC) {
-        _exit(SUBITER__EXIT_BAD_MAGIC);
-    }
     g.buffer_items = g.shm->buffer_items;
     subiter__shm_rings(g.shm, &g.cmd, &g.items, false);
     if (g.shm->version != SUBITER__SHM_VERSION) {
@@ -440,7 +337,7 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
                  "worker speaks protocol version %u, parent %u",
                  SUBITER__SHM_VERSION, g.shm->version);
         send_status(&g, SUBITER__INIT_FAILED, g.msg, EPROTO);
-        _exit(0);
+        worker_exit(0);
     }
 
     if (a->init != NULL) {
@@ -450,13 +347,13 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
         if (r != 0) {
             send_status(&g, SUBITER__INIT_FAILED, failure_message(&g, r),
                         errnum_of(r));
-            _exit(0);
+            worker_exit(0);
         }
     }
     clear_messages(&g);
     send_status(&g, SUBITER__INIT_OK, NULL, 0);
     stand_by(&g, a->fn, a->arg);
-    _exit(0);
+    worker_exit(0);
 }
 
 /* ---- the generator's calls ---- */

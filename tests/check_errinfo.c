@@ -285,6 +285,133 @@ START_TEST(test_errinfo_core_dump_wording)
 }
 END_TEST
 
+/* No "oom_kill" line when the worker started: no OOM is claimed, even if
+ * one appears by the time it is killed (the counter could not be read at
+ * the start, so a rise cannot be told). */
+START_TEST(test_errinfo_no_oom_without_counter_line)
+{
+    struct tu_snapshot snap;
+    subiter_errinfo ei = SUBITER_ERRINFO_INIT;
+    subiter *it;
+
+    tu_snapshot(&snap);
+    it = run_oom("oom_kill_disable 0\nunder_oom 0\n", OOM_KILL);
+    ck_assert_ptr_null(strstr(subiter_errmsg(it), "OOM"));
+    ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
+    ck_assert_int_eq(ei.oom_suspected, 0);
+    ck_assert_int_eq(ei.term_signal, SIGKILL);
+    end_oom(it);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* Initializer or generator: _exit() at once with the status in arg. */
+static int exit_now(subiter_gen *g, void *arg)
+{
+    (void)g;
+    _exit((int)(intptr_t)arg);
+}
+
+/* Before the initializer has succeeded, the library's own exit statuses
+ * (120..124) are explained in errmsg; after it, they are the
+ * application's and are not. */
+START_TEST(test_errinfo_library_exit_status)
+{
+    struct tu_snapshot snap;
+    subiter_errinfo ei = SUBITER_ERRINFO_INIT;
+    subiter_opts o = tu_opts(0);
+    int status = SUBITER__EXIT_BAD_MAGIC + _i;
+    const char *reason = subiter__worker_exit_reason(status);
+    char want[256];
+    subiter *it;
+
+    tu_snapshot(&snap);
+    ck_assert_ptr_nonnull(reason);
+    o.init = exit_now;
+    ck_assert_int_eq(subiter_open(&it, gen_die, (void *)(intptr_t)status, &o),
+                     SUBITER_ECHILD);
+    snprintf(want, sizeof want, "(%d: %s)", status, reason);
+    ck_assert_msg(strstr(subiter_errmsg(it), want) != NULL,
+                  "\"%s\" lacks \"%s\"", subiter_errmsg(it), want);
+    ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
+    ck_assert_int_eq(ei.exited, 1);
+    ck_assert_int_eq(ei.exit_status, status);
+    (void)subiter_close(it);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* Once the initializer has succeeded, the same statuses are the
+ * application's: errmsg gives the number and no library reason. */
+START_TEST(test_errinfo_exit_status_after_init_unexplained)
+{
+    struct tu_snapshot snap;
+    subiter_opts o = tu_opts(0);
+    subiter_item item;
+    subiter *it;
+
+    tu_snapshot(&snap);
+    ck_assert_int_eq(
+        subiter_open(&it, exit_now, (void *)(intptr_t)SUBITER__EXIT_MMAP, &o),
+        0);
+    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
+    ck_assert_int_eq(subiter_next(it, &item), SUBITER_ECHILD);
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "exited with status 121"));
+    ck_assert_ptr_null(strstr(subiter_errmsg(it), "could not map"));
+    (void)subiter_close(it);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* SIGCHLD ignored: the kernel reaps the worker and its status is lost;
+ * errinfo and errmsg say so instead of making one up. */
+START_TEST(test_errinfo_status_unknown)
+{
+    struct tu_snapshot snap;
+    subiter_errinfo ei = SUBITER_ERRINFO_INIT;
+    subiter *it;
+
+    tu_snapshot(&snap);
+    signal(SIGCHLD, SIG_IGN);
+    ck_assert_int_eq(run(EXIT_3, &it), SUBITER_ECHILD);
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "status unavailable"));
+    ck_assert_ptr_null(strstr(subiter_errmsg(it), "status 3"));
+    ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
+    ck_assert_int_eq(ei.status_unknown, 1);
+    ck_assert_int_eq(ei.exited, 0);
+    ck_assert_int_eq(ei.exit_status, 0);
+    ck_assert_int_eq(ei.term_signal, 0);
+    ck_assert_uint_eq(ei.items, 3);
+    (void)subiter_close(it);
+    signal(SIGCHLD, SIG_DFL);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* The other wordings, on injected states. */
+START_TEST(test_errinfo_describe_wordings)
+{
+    struct subiter__proc p;
+    char buf[128];
+
+    subiter__proc_init(&p);
+    p.pid = 1234;
+    subiter__proc_describe(&p, buf, sizeof buf);
+    ck_assert_str_eq(buf, "is still running");
+    p.reaped = true;
+    p.status_known = true;
+    p.wait_status = 64; /* killed by a signal without a name here */
+    subiter__proc_describe(&p, buf, sizeof buf);
+    ck_assert_str_eq(buf, "was killed by signal 64 (unknown signal)");
+    p.wait_status = 0x137f; /* stopped by SIGSTOP: neither exit nor kill */
+    subiter__proc_describe(&p, buf, sizeof buf);
+    ck_assert_str_eq(buf, "ended with wait status 0x137f");
+    p.wait_status = 7 << 8;
+    subiter__proc_describe(&p, buf, sizeof buf);
+    ck_assert_str_eq(buf, "exited with status 7");
+}
+END_TEST
+
 static Suite *errinfo_suite(void)
 {
     Suite *s = suite_create("errinfo");
@@ -300,6 +427,11 @@ static Suite *errinfo_suite(void)
     tcase_add_test(tc, test_errinfo_generator_errnum);
     tcase_add_test(tc, test_errinfo_misuse);
     tcase_add_test(tc, test_errinfo_core_dump_wording);
+    tcase_add_test(tc, test_errinfo_no_oom_without_counter_line);
+    tcase_add_loop_test(tc, test_errinfo_library_exit_status, 0, 5);
+    tcase_add_test(tc, test_errinfo_exit_status_after_init_unexplained);
+    tcase_add_test(tc, test_errinfo_status_unknown);
+    tcase_add_test(tc, test_errinfo_describe_wordings);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -455,43 +455,103 @@ START_TEST(test_error_produces_ecanceled)
 }
 END_TEST
 
-/*
- * A system call's failure surfaces as its -errno with a message: no fd
- * left (RLIMIT_NOFILE at the highest fd in use) makes memfd_create() fail.
- */
-START_TEST(test_error_produces_errno_from_the_system)
-{
-    struct tu_snapshot snap;
-    struct rlimit old, low;
-    subiter *it = NULL;
-    int fd, top = 0, nfill = 0, fillers[1024];
+/* RLIMIT_NOFILE lowered and the fds below it filled, so that exactly
+ * `spare` fds are free. */
+struct squeeze {
+    struct rlimit old;
+    int fillers[1024];
+    int n;
+};
 
-    tu_snapshot(&snap);
+static void squeeze_fds(struct squeeze *q, int spare)
+{
+    struct rlimit low;
+    int fd, top = 0;
+
     for (fd = 0; fd < 1024; fd++) {
         if (fcntl(fd, F_GETFD) >= 0) {
             top = fd;
         }
     }
-    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
-    low = old;
-    low.rlim_cur = (rlim_t)top + 1;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &q->old), 0);
+    low = q->old;
+    low.rlim_cur = (rlim_t)(top + 1 + spare);
     ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
-    /* Fill the holes below the limit too. */
+    /* Fill every hole, then free the `spare` highest: the last opened. */
+    q->n = 0;
     while ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
-        fillers[nfill++] = fd;
-        ck_assert_int_lt(nfill, 1024);
+        q->fillers[q->n++] = fd;
+        ck_assert_int_lt(q->n, 1024);
     }
-    fd = subiter_open(&it, tu_gen_count, (void *)(intptr_t)3, NULL);
-    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
-    while (nfill > 0) {
-        close(fillers[--nfill]);
+    ck_assert_int_ge(q->n, spare);
+    while (spare-- > 0) {
+        close(q->fillers[--q->n]);
     }
-    ck_assert_int_eq(fd, -EMFILE);
+}
+
+static void unsqueeze_fds(struct squeeze *q)
+{
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &q->old), 0);
+    while (q->n > 0) {
+        close(q->fillers[--q->n]);
+    }
+}
+
+/* Open with `spare` fds free; returns subiter_open()'s result. */
+static int open_squeezed(subiter **it, int spare)
+{
+    struct squeeze q;
+    int r;
+
+    squeeze_fds(&q, spare);
+    r = subiter_open(it, tu_gen_count, (void *)(intptr_t)3, NULL);
+    unsqueeze_fds(&q);
+    return r;
+}
+
+/* A system call's failure surfaces as its -errno with a message that
+ * names it: with no fd free memfd_create() fails, with one eventfd(). */
+START_TEST(test_error_produces_errno_from_the_system)
+{
+    static const char *const what[] = {"shared ring", "eventfd"};
+    struct tu_snapshot snap;
+    subiter *it = NULL;
+
+    tu_snapshot(&snap);
+    ck_assert_int_eq(open_squeezed(&it, _i), -EMFILE);
     ck_assert_ptr_nonnull(it);
     ck_assert_ptr_nonnull(
         strstr(subiter_errmsg(it), subiter_strerror(-EMFILE)));
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), what[_i]));
     ck_assert_int_eq(subiter_pid(it), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), SUBITER_ECLOSED);
+    ck_assert_int_eq(subiter_close(it), 0);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* A file size limit below the ring's makes ftruncate() of the memfd fail
+ * (EFBIG, with SIGXFSZ ignored): open says so, and leaves nothing. */
+START_TEST(test_error_produces_errno_from_ftruncate)
+{
+    struct tu_snapshot snap;
+    struct rlimit old, low;
+    subiter *it = NULL;
+    int r;
+
+    tu_snapshot(&snap);
+    signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    low = old;
+    low.rlim_cur = 4096;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &low), 0);
+    r = subiter_open(&it, tu_gen_count, (void *)(intptr_t)3, NULL);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    ck_assert_int_eq(r, -EFBIG);
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "shared ring"));
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), subiter_strerror(-EFBIG)));
+    ck_assert_int_eq(subiter_pid(it), 0);
     ck_assert_int_eq(subiter_close(it), 0);
     tu_assert_clean(&snap);
 }
@@ -521,7 +581,8 @@ static Suite *error_suite(void)
     tcase_add_test(tc, test_error_produces_eproto);
     tcase_add_test(tc, test_error_produces_eclosed);
     tcase_add_test(tc, test_error_produces_ecanceled);
-    tcase_add_test(tc, test_error_produces_errno_from_the_system);
+    tcase_add_loop_test(tc, test_error_produces_errno_from_the_system, 0, 2);
+    tcase_add_test(tc, test_error_produces_errno_from_ftruncate);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -28,13 +28,25 @@ enum scribble {
     GARBAGE_PB,    /* a frame that is not protobuf */
     BAD_CODE,      /* valid protobuf, a status code that does not exist */
     ITEM_IN_INIT,  /* valid protobuf, an item outside an iteration */
+    OTHER_SEQ,     /* a well-formed FINISHED of another iteration */
+    STARTED_TWICE, /* ITERATION_STARTED again in the same iteration */
+    UNEXPECTED,    /* "I received an unexpected command" */
     N_SCRIBBLES
 };
 
 static const char *const names[] = {
-    "tail backwards",   "tail too far", "length past tail",
-    "length past end",  "bad kind",     "padding too big",
-    "garbage protobuf", "bad code",     "item during init",
+    "tail backwards",   "tail too far",  "length past tail",
+    "length past end",  "bad kind",      "padding too big",
+    "garbage protobuf", "bad code",      "item during init",
+    "other iteration",  "started twice", "unexpected command",
+};
+
+/* What errmsg must name, where the scribble is a well-formed status the
+ * parent must refuse for what it says. */
+static const char *const reasons[N_SCRIBBLES] = {
+    [OTHER_SEQ] = "status of another iteration",
+    [STARTED_TWICE] = "unexpected ITERATION_STARTED",
+    [UNEXPECTED] = "it received an unexpected command",
 };
 
 struct raw {
@@ -65,6 +77,17 @@ static void put_record(struct subiter__shm *shm, uint32_t len, uint32_t kind,
         memcpy(w.data + w.off + sizeof hdr, frame, len);
     }
     atomic_store(&shm->item_tail, w.tail + publish);
+}
+
+/* Publish a well-formed status frame (the first iteration is seq 1). */
+static void put_status(struct subiter__shm *shm, int code, uint64_t seq)
+{
+    unsigned char frame[64];
+    uint32_t len;
+
+    len = (uint32_t)subiter__wire_status_pack(code, seq, NULL, 0, frame);
+    put_record(shm, len, SUBITER__REC_FRAME, frame,
+               (SUBITER__REC_HDR + len + 7) & ~7u);
 }
 
 static void scribble(subiter_gen *g, enum scribble how)
@@ -104,6 +127,15 @@ static void scribble(subiter_gen *g, enum scribble how)
     case BAD_CODE:
     case ITEM_IN_INIT:
         put_record(shm, sizeof bad_code, SUBITER__REC_FRAME, bad_code, 16);
+        break;
+    case OTHER_SEQ:
+        put_status(shm, SUBITER__FINISHED, 7);
+        break;
+    case STARTED_TWICE:
+        put_status(shm, SUBITER__STARTED, 1);
+        break;
+    case UNEXPECTED:
+        put_status(shm, SUBITER__UNEXPECTED, 1);
         break;
     case N_SCRIBBLES:
         break;
@@ -184,6 +216,10 @@ static void expect_eproto(long how)
     /* Well before the 10 s timeout: the parent noticed, it did not wait. */
     ck_assert_int_lt(tu_now_ms() - t0, 5000);
     ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "protocol"));
+    if (reasons[how % N_SCRIBBLES] != NULL) {
+        ck_assert_ptr_nonnull(
+            strstr(subiter_errmsg(it), reasons[how % N_SCRIBBLES]));
+    }
     /* The worker was killed and reaped before next returned. */
     ck_assert_int_eq(kill(subiter_pid(it), 0), -1);
     ck_assert_int_eq(subiter_next(it, &item), SUBITER_ECLOSED);
@@ -233,6 +269,8 @@ static int gen_header(subiter_gen *g, void *arg)
     shm->item_bytes = 3;
     shm->buffer_items = 0;
     atomic_store(&shm->items_published, 0xdeadbeefu);
+    /* A wake-up with nothing new is harmless too. */
+    subiter__gen_kick(g);
     return tu_yield_count(g, 100);
 }
 
@@ -367,26 +405,40 @@ static void region_new(struct region *rg, uint32_t magic, uint32_t version)
     ck_assert_int_ge(rg->efd, 0);
 }
 
-/* Run subiter__worker_main() on the region; returns its wait status. */
-static int region_run_worker(struct region *rg)
+/* Fork subiter__worker_main() on the region, running fn, told that its
+ * parent is `parent` (0: the test). */
+static pid_t region_fork_worker(struct region *rg, subiter_iter_fn fn,
+                                pid_t parent)
 {
     struct subiter__child_args a;
     pid_t pid;
-    int status;
 
     memset(&a, 0, sizeof a);
     a.memfd = rg->memfd;
     a.shm_len = rg->len;
     a.efd = rg->efd;
-    a.parent = getpid();
-    a.fn = tu_gen_count;
+    a.parent = parent != 0 ? parent : getpid();
+    a.fn = fn;
     pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         subiter__worker_main(&a);
     }
+    return pid;
+}
+
+static int wait_worker(pid_t pid)
+{
+    int status;
+
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     return status;
+}
+
+/* Run subiter__worker_main() on the region; returns its wait status. */
+static int region_run_worker(struct region *rg)
+{
+    return wait_worker(region_fork_worker(rg, tu_gen_count, 0));
 }
 
 static void region_free(struct region *rg)
@@ -447,6 +499,310 @@ START_TEST(test_hostile_bad_magic_is_refused)
 }
 END_TEST
 
+/* A worker whose parent is not the one recorded before the fork (it died
+ * in between, and the worker was reparented) leaves at once, with the
+ * status that says so, and writes nothing. */
+START_TEST(test_hostile_orphan_leaves)
+{
+    struct tu_snapshot snap;
+    struct subiter__ring cmd, items;
+    struct region rg;
+    int status;
+
+    tu_snapshot(&snap);
+    region_new(&rg, SUBITER__SHM_MAGIC, SUBITER__SHM_VERSION);
+    status = wait_worker(region_fork_worker(&rg, tu_gen_count, 1));
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), SUBITER__EXIT_ORPHAN);
+    subiter__shm_rings(rg.shm, &cmd, &items, true);
+    ck_assert(!subiter__ring_pending(&items));
+    region_free(&rg);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* ---- a worker facing a parent that breaks the protocol ---- */
+
+/* The parent's side of a region, played by the test. */
+struct fake_parent {
+    struct region rg;
+    struct subiter__ring cmd, items;
+    uint32_t consumed;
+    char message[128]; /* of the last status read */
+};
+
+/* As the parent: send a command (cmd 0: a frame that is not one). */
+static void fp_send(struct fake_parent *fp, int cmd, uint64_t seq)
+{
+    size_t n = cmd != 0 ? subiter__wire_command_size(cmd, seq, 0) : 16;
+    void *frame;
+
+    ck_assert_int_eq(subiter__ring_reserve(&fp->cmd, n, &frame), 0);
+    if (cmd != 0) {
+        subiter__wire_command_pack(cmd, seq, NULL, 0, frame);
+    } else {
+        memset(frame, 0xff, n);
+    }
+    subiter__ring_commit(&fp->cmd, (uint32_t)n);
+    subiter__wake_worker(fp->rg.shm);
+}
+
+/* As the parent: the code of the next status that is not an item (items
+ * are consumed), within 10 s; -1 if none came. */
+static int fp_next_status(struct fake_parent *fp)
+{
+    int64_t end = tu_now_ms() + 10000;
+    struct subiter__status st;
+    const unsigned char *frame;
+    uint32_t len;
+    int code;
+
+    while (tu_now_ms() < end) {
+        int r = subiter__ring_peek(&fp->items, &frame, &len);
+
+        ck_assert_int_ge(r, 0);
+        if (r == 0) {
+            tu_sleep_ms(1);
+            continue;
+        }
+        ck_assert_int_eq(subiter__wire_status_decode(frame, len, &st), 0);
+        code = st.code;
+        snprintf(fp->message, sizeof fp->message, "%s", st.message);
+        subiter__status_free(&st);
+        subiter__ring_release(&fp->items, len);
+        if (code != SUBITER__ITEM) {
+            return code;
+        }
+        atomic_store(&fp->rg.shm->items_consumed, ++fp->consumed);
+        subiter__wake_worker(fp->rg.shm);
+    }
+    return -1;
+}
+
+/* Fork a worker running fn and read its INIT_OK. */
+static pid_t fp_start(struct fake_parent *fp, subiter_iter_fn fn)
+{
+    pid_t pid;
+
+    memset(fp, 0, sizeof *fp);
+    region_new(&fp->rg, SUBITER__SHM_MAGIC, SUBITER__SHM_VERSION);
+    subiter__shm_rings(fp->rg.shm, &fp->cmd, &fp->items, true);
+    pid = region_fork_worker(&fp->rg, fn, 0);
+    ck_assert_int_eq(fp_next_status(fp), SUBITER__INIT_OK);
+    return pid;
+}
+
+/* ABORT: the worker exits 0. */
+static void fp_end(struct fake_parent *fp, pid_t pid)
+{
+    int status;
+
+    fp_send(fp, SUBITER__CMD_ABORT, 0);
+    status = wait_worker(pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    region_free(&fp->rg);
+}
+
+/* Yields until told to stop. */
+static int gen_until_stopped(subiter_gen *g, void *arg)
+{
+    long i = 0;
+
+    (void)arg;
+    while (subiter_yield(g, &i, sizeof i) == 0) {
+        i++;
+    }
+    return 0;
+}
+
+/* A command that is none in Stand By: the worker says so and stays. */
+START_TEST(test_hostile_bad_command_in_stand_by)
+{
+    struct tu_snapshot snap;
+    struct fake_parent fp;
+    pid_t pid;
+
+    tu_snapshot(&snap);
+    pid = fp_start(&fp, tu_gen_count);
+    fp_send(&fp, 0, 0);
+    ck_assert_int_eq(fp_next_status(&fp), SUBITER__UNEXPECTED);
+    ck_assert_str_eq(fp.message, "unexpected command in Stand By");
+    /* Still in Stand By: a STOP there is ignored, a START runs. */
+    fp_send(&fp, SUBITER__CMD_STOP, 0);
+    fp_send(&fp, SUBITER__CMD_START, 1);
+    ck_assert_int_eq(fp_next_status(&fp), SUBITER__STARTED);
+    ck_assert_int_eq(fp_next_status(&fp), SUBITER__FINISHED);
+    fp_end(&fp, pid);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* A command that is none during an iteration: reported once the
+ * generator has returned, before the iteration's end. */
+START_TEST(test_hostile_bad_command_in_iteration)
+{
+    struct tu_snapshot snap;
+    struct fake_parent fp;
+    pid_t pid;
+
+    tu_snapshot(&snap);
+    pid = fp_start(&fp, gen_until_stopped);
+    fp_send(&fp, SUBITER__CMD_START, 1);
+    ck_assert_int_eq(fp_next_status(&fp), SUBITER__STARTED);
+    fp_send(&fp, 0, 1);
+    fp_send(&fp, SUBITER__CMD_STOP, 1);
+    ck_assert_int_eq(fp_next_status(&fp), SUBITER__UNEXPECTED);
+    ck_assert_str_eq(fp.message, "command during an iteration");
+    ck_assert_int_eq(fp_next_status(&fp), SUBITER__FINISHED);
+    fp_end(&fp, pid);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* A command ring whose index is impossible: the worker exits with the
+ * status that says so rather than read it. */
+START_TEST(test_hostile_corrupt_command_ring)
+{
+    struct tu_snapshot snap;
+    struct fake_parent fp;
+    pid_t pid;
+    int status;
+
+    tu_snapshot(&snap);
+    pid = fp_start(&fp, tu_gen_count);
+    atomic_store(&fp.rg.shm->cmd_tail, 1u << 30);
+    subiter__wake_worker(fp.rg.shm);
+    status = wait_worker(pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), SUBITER__EXIT_CMD_RING);
+    ck_assert_ptr_nonnull(strstr(
+        subiter__worker_exit_reason(WEXITSTATUS(status)), "command ring"));
+    region_free(&fp.rg);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* ---- a worker that stops releasing its commands ---- */
+
+#define BIG_INPUT 60000u /* four STARTs fit the command ring, five do not */
+
+/* Moves the command ring's head back to 0, as if it had read nothing;
+ * then returns, or with an input starting with 1, yields until stopped. */
+static int gen_stuck_head(subiter_gen *g, void *arg)
+{
+    const unsigned char *in;
+    size_t len;
+
+    atomic_store(&subiter__gen_shm(g)->cmd_head, 0);
+    in = subiter_input(g, &len);
+    if (len > 0 && in[0] == 1) {
+        return gen_until_stopped(g, arg);
+    }
+    return 0;
+}
+
+/* The parent never overwrites commands the worker has not released: once
+ * the ring is full, start fails with SUBITER_EPROTO. */
+START_TEST(test_hostile_command_ring_full)
+{
+    static char input[BIG_INPUT];
+    struct tu_snapshot snap;
+    subiter_opts o = tu_opts(10000);
+    subiter_item item;
+    subiter *it;
+    int i;
+
+    tu_snapshot(&snap);
+    ck_assert_int_eq(subiter_open(&it, gen_stuck_head, NULL, &o), 0);
+    for (i = 0; i < 4; i++) {
+        ck_assert_int_eq(subiter_start(it, input, sizeof input), 0);
+        ck_assert_int_eq(subiter_next(it, &item), 0);
+    }
+    ck_assert_int_eq(subiter_start(it, input, sizeof input), SUBITER_EPROTO);
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "command ring full"));
+    ck_assert_int_eq(subiter_start(it, NULL, 0), SUBITER_ECLOSED);
+    (void)subiter_close(it);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* The length of an input whose START record is exactly a quarter of the
+ * command ring: four of them fill it. */
+static size_t quarter_input(uint64_t seq)
+{
+    size_t len = SUBITER_INPUT_MAX, n;
+
+    for (;;) {
+        n = subiter__wire_command_size(SUBITER__CMD_START, seq, len);
+        if (((SUBITER__REC_HDR + n + 7) & ~(size_t)7) <=
+            SUBITER__CMD_RING_BYTES / 4) {
+            ck_assert_uint_eq((SUBITER__REC_HDR + n + 7) & ~(size_t)7,
+                              SUBITER__CMD_RING_BYTES / 4);
+            return len;
+        }
+        len--;
+    }
+}
+
+/* The same with STOP: four STARTs fill the ring, so the STOP of the
+ * fourth iteration finds no room, and subiter_stop() fails. */
+START_TEST(test_hostile_command_ring_full_on_stop)
+{
+    static unsigned char input[SUBITER_INPUT_MAX];
+    struct tu_snapshot snap;
+    subiter_opts o = tu_opts(10000);
+    subiter_item item;
+    subiter *it;
+    uint64_t seq;
+
+    tu_snapshot(&snap);
+    ck_assert_int_eq(subiter_open(&it, gen_stuck_head, NULL, &o), 0);
+    for (seq = 1; seq <= 4; seq++) {
+        input[0] = seq == 4;
+        ck_assert_int_eq(subiter_start(it, input, quarter_input(seq)), 0);
+        ck_assert_int_eq(subiter_next(it, &item), seq == 4);
+    }
+    ck_assert_int_eq(subiter_stop(it), SUBITER_EPROTO);
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "command ring full"));
+    (void)subiter_close(it);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* In a pool: the worker whose STOP finds no room is lost while the
+ * iteration stops, and replaced; the pool stays usable. */
+START_TEST(test_hostile_command_ring_full_in_pool)
+{
+    static unsigned char input[SUBITER_INPUT_MAX];
+    struct tu_snapshot snap;
+    subiter_opts wo = tu_opts(10000);
+    subiter_pool_opts po = SUBITER_POOL_OPTS_INIT;
+    subiter_pool_stats st = SUBITER_POOL_STATS_INIT;
+    subiter_pool_item item;
+    subiter_pool *p;
+    uint64_t seq;
+
+    tu_snapshot(&snap);
+    po.workers = 1;
+    po.worker = &wo;
+    ck_assert_int_eq(subiter_pool_open(&p, gen_stuck_head, NULL, &po), 0);
+    for (seq = 1; seq <= 4; seq++) {
+        input[0] = seq == 4;
+        ck_assert_int_eq(subiter_pool_start(p, input, quarter_input(seq)), 0);
+        ck_assert_int_eq(subiter_pool_next(p, &item), seq == 4);
+    }
+    ck_assert_int_eq(subiter_pool_stop(p), SUBITER_EPROTO);
+    ck_assert_ptr_nonnull(strstr(subiter_pool_errmsg(p), "command ring full"));
+    ck_assert_int_eq(subiter_pool_get_stats(p, &st), 0);
+    ck_assert_uint_eq(st.replaced, 1);
+    input[0] = 0;
+    ck_assert_int_eq(subiter_pool_start(p, input, 1), 0);
+    ck_assert_int_eq(subiter_pool_next(p, &item), 0);
+    ck_assert_int_eq(subiter_pool_close(p), 0);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 static Suite *hostile_suite(void)
 {
     Suite *s = suite_create("hostile");
@@ -460,6 +816,13 @@ static Suite *hostile_suite(void)
     tcase_add_test(tc, test_hostile_ring_sealed_and_private);
     tcase_add_test(tc, test_hostile_unknown_version_is_refused);
     tcase_add_test(tc, test_hostile_bad_magic_is_refused);
+    tcase_add_test(tc, test_hostile_orphan_leaves);
+    tcase_add_test(tc, test_hostile_bad_command_in_stand_by);
+    tcase_add_test(tc, test_hostile_bad_command_in_iteration);
+    tcase_add_test(tc, test_hostile_corrupt_command_ring);
+    tcase_add_test(tc, test_hostile_command_ring_full);
+    tcase_add_test(tc, test_hostile_command_ring_full_on_stop);
+    tcase_add_test(tc, test_hostile_command_ring_full_in_pool);
     suite_add_tcase(s, tc);
     return s;
 }

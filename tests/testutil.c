@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,13 @@ void tu_assert_clean(const struct tu_snapshot *s)
     ck_assert_int_eq(count_mappings(), s->mappings);
 }
 
+void tu_assert_gone(pid_t pid)
+{
+    int r = kill(pid, 0), e = errno;
+
+    ck_assert_msg(r == -1 && e == ESRCH, "worker %d is still there", (int)pid);
+}
+
 subiter_opts tu_opts(int timeout_ms)
 {
     subiter_opts o = SUBITER_OPTS_INIT;
@@ -114,6 +122,55 @@ void tu_expect_items(subiter *it, long from, long n)
     for (i = 0; i < n; i++) {
         ck_assert_int_eq(subiter_next(it, &item), 1);
         ck_assert_int_eq(tu_item_long(&item), from + i);
+    }
+}
+
+void tu_expect_count(subiter *it, long n)
+{
+    subiter_item item;
+
+    tu_expect_items(it, 0, n);
+    ck_assert_int_eq(subiter_next(it, &item), 0);
+    ck_assert_ptr_null(item.data);
+    ck_assert_uint_eq(item.len, 0);
+    ck_assert_int_eq(subiter_next(it, &item), 0);
+}
+
+void tu_run_count(const subiter_opts *o, long n)
+{
+    subiter *it;
+
+    ck_assert_int_eq(subiter_open(&it, tu_gen_count, (void *)n, o), 0);
+    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
+    tu_expect_count(it, n);
+    ck_assert_int_eq(subiter_close(it), 0);
+}
+
+static unsigned char pattern(size_t i, unsigned seed)
+{
+    return (unsigned char)((i * 7u + seed * 13u + (i >> 9)) & 0xffu);
+}
+
+void tu_fill(unsigned char *p, size_t len, unsigned seed)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        p[i] = pattern(i, seed);
+    }
+}
+
+void tu_expect_pattern(const subiter_item *item, size_t len, unsigned seed)
+{
+    const unsigned char *p = item->data;
+    size_t i;
+
+    ck_assert_uint_eq(item->len, len);
+    for (i = 0; i < len; i++) {
+        if (p[i] != pattern(i, seed)) {
+            ck_abort_msg("item %u: byte %zu is %u, expected %u", seed, i,
+                         (unsigned)p[i], (unsigned)pattern(i, seed));
+        }
     }
 }
 

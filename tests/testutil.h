@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "subiter.h"
 
@@ -19,6 +20,10 @@ void tu_snapshot(struct tu_snapshot *s);
 /* ck_assert that fds and mappings are back to `s`, and no child is left
  * (waitpid(-1, WNOHANG) says ECHILD). Call before the test returns. */
 void tu_assert_clean(const struct tu_snapshot *s);
+
+/* ck_assert that the process is gone: the library killed and reaped it
+ * (not even a zombie is left). */
+void tu_assert_gone(pid_t pid);
 
 /* Options with small grace and the given timeout, for fast tests. */
 subiter_opts tu_opts(int timeout_ms);
@@ -45,6 +50,22 @@ long tu_item_long(const subiter_item *item);
 
 /* ck_assert that the next n items are the longs from, from + 1, ... */
 void tu_expect_items(subiter *it, long from, long n);
+
+/* Read n items 0 .. n-1, then the end (twice: it is sticky). */
+void tu_expect_count(subiter *it, long n);
+
+/* Open tu_gen_count(n) with o, check one whole iteration, close. */
+void tu_run_count(const subiter_opts *o, long n);
+
+/* Fill p with len bytes of the pattern `seed` names (in a generator too). */
+void tu_fill(unsigned char *p, size_t len, unsigned seed);
+
+/* ck_assert that item holds len bytes of tu_fill(seed). */
+void tu_expect_pattern(const subiter_item *item, size_t len, unsigned seed);
+
+/* A 16 KiB ring (buffer_bytes) and the largest item it takes. */
+#define TU_SMALL_RING ((size_t)16 * 1024)
+#define TU_SMALL_MAX (TU_SMALL_RING - 16)
 
 /* In a generator: yield the longs 0 .. n-1; 0, or the first yield's error. */
 int tu_yield_count(subiter_gen *g, long n);

@@ -1,0 +1,501 @@
+/* handle.c: a handle's worker, from the parent's side: starting it (options,
+ * shared region, eventfd, fork), talking to it (commands out, statuses in,
+ * item views given back), losing it (the errmsg that explains how) and
+ * ending it (ABORT, grace, SIGTERM, SIGKILL, reap). Owns the handle's state
+ * transitions; subiter.c builds the public calls on top. */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "handle_impl.h"
+
+/*
+ * Every change of state goes through here. The legal ones, top to bottom:
+ *
+ *   DEAD      -> READY      the initializer succeeded (a new handle is dead
+ *                           until then)
+ *   READY     -> ITERATING  start
+ *   ENDED     -> ITERATING  start
+ *   ITERATING -> ENDED      ITERATION_FINISHED
+ *   ITERATING -> READY      ITERATOR_FAILED, or a stop
+ *   ENDED     -> READY      a stop whose draining met the end
+ *   any       -> DEAD       the worker died, timed out or broke the protocol
+ */
+void subiter__set_state(subiter *it, enum state to)
+{
+    assert(to == ST_DEAD || (it->state == ST_DEAD && to == ST_READY) ||
+           (it->state != ST_ITERATING && it->state != ST_DEAD &&
+            to == ST_ITERATING) ||
+           (it->state == ST_ITERATING && (to == ST_ENDED || to == ST_READY)) ||
+           (it->state == ST_ENDED && to == ST_READY));
+    it->state = to;
+}
+
+void subiter__set_errmsg(subiter *it, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(it->errmsg, sizeof it->errmsg, fmt, ap);
+    va_end(ap);
+}
+
+int subiter__fail(subiter *it, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(it->errmsg, sizeof it->errmsg, fmt, ap);
+    va_end(ap);
+    it->last_code = code;
+    return code;
+}
+
+/* ---- talking to the worker, and losing it ---- */
+
+void subiter__wake(subiter *it)
+{
+    subiter__wake_worker(it->reg.shm);
+    it->need_wake = false;
+}
+
+/* Where the worker was: "while initializing", "during iteration 3 after
+ * 10 items", "in Stand By". */
+static void where(const subiter *it, char *buf, size_t n)
+{
+    if (!it->init_ok) {
+        snprintf(buf, n, "while initializing");
+    } else if (it->state == ST_ITERATING) {
+        snprintf(buf, n, "during iteration %llu after %llu items",
+                 (unsigned long long)it->seq,
+                 (unsigned long long)it->items_iter);
+    } else {
+        snprintf(buf, n, "in Stand By");
+    }
+}
+
+/* The worker is gone or must go: kill, reap, explain, and make the handle
+ * dead. `what` is NULL when it died by itself. */
+static int make_dead(subiter *it, int code, const char *what)
+{
+    char how[128], at[96];
+
+    where(it, at, sizeof at);
+    subiter__proc_kill(&it->proc);
+    subiter__proc_describe(&it->proc, how, sizeof how);
+    it->last_code = code;
+    it->ended_early = true;
+    if (what == NULL) {
+        it->oom_suspected = it->proc.status_known &&
+                            WIFSIGNALED(it->proc.wait_status) &&
+                            WTERMSIG(it->proc.wait_status) == SIGKILL &&
+                            subiter__oom_check(&it->oom);
+        if (it->oom_suspected) {
+            subiter__set_errmsg(
+                it,
+                "worker pid %d %s %s; probably by the kernel's OOM "
+                "killer (oom_kill went from %lld to %lld in %s)",
+                (int)it->proc.pid, how, at, it->oom.before, it->oom.after,
+                it->oom.path);
+        } else if (!it->init_ok && it->proc.status_known &&
+                   WIFEXITED(it->proc.wait_status) &&
+                   subiter__worker_exit_reason(
+                       WEXITSTATUS(it->proc.wait_status)) != NULL) {
+            /* Before the initializer ran, these statuses are the
+             * library's own (an initializer may still use them too). */
+            subiter__set_errmsg(
+                it, "worker pid %d %s %s (%d: %s)", (int)it->proc.pid, how, at,
+                WEXITSTATUS(it->proc.wait_status),
+                subiter__worker_exit_reason(WEXITSTATUS(it->proc.wait_status)));
+        } else {
+            subiter__set_errmsg(it, "worker pid %d %s %s", (int)it->proc.pid,
+                                how, at);
+        }
+    } else {
+        subiter__set_errmsg(it, "worker pid %d %s %s; killed",
+                            (int)it->proc.pid, what, at);
+    }
+    subiter__set_state(it, ST_DEAD);
+    return code;
+}
+
+static int worker_died(subiter *it)
+{
+    return make_dead(it, SUBITER_ECHILD, NULL);
+}
+
+int subiter__broke(subiter *it, const char *what)
+{
+    char why[160];
+
+    snprintf(why, sizeof why, "broke the protocol (%s)", what);
+    return make_dead(it, SUBITER_EPROTO, why);
+}
+
+static int timed_out(subiter *it)
+{
+    char why[96];
+
+    snprintf(why, sizeof why, "sent nothing for %d ms", it->timeout_ms);
+    return make_dead(it, SUBITER_ETIMEDOUT, why);
+}
+
+/*
+ * Wait for the next status record and decode it. Returns 0 with *st and
+ * *len (the record to release), or an error: the fatal ones have killed
+ * the worker and made the handle dead; -ENOMEM leaves the record in place.
+ * Without `wait`, -EAGAIN when nothing is there yet (a pool waits for many
+ * handles at once, and tells a handle with subiter__mark_exited() that its
+ * worker is gone).
+ */
+int subiter__read_status(subiter *it, struct subiter__status *st, uint32_t *len,
+                         bool wait)
+{
+    struct subiter__wait w = SUBITER__WAIT_INIT;
+    int64_t deadline = 0;
+    const unsigned char *frame;
+    int r;
+
+    if (it->timeout_ms > 0) {
+        deadline =
+            subiter__now_ns() + (int64_t)it->timeout_ms * SUBITER__NS_PER_MS;
+    }
+    for (;;) {
+        uint32_t pos = it->items.pos;
+
+        r = subiter__ring_peek(&it->items, &frame, len);
+        if (it->items.pos != pos) {
+            /* It skipped padding, giving room back: a worker waiting to
+             * write a record at the start needs to hear of it. */
+            it->need_wake = true;
+        }
+        if (r != 0) {
+            subiter__parent_wait_end(it->reg.shm, &w);
+        }
+        if (r < 0) {
+            return subiter__broke(it, "corrupt item ring");
+        }
+        if (r == 1) {
+            r = subiter__wire_status_decode(frame, *len, st);
+            if (r == -EPROTO) {
+                return subiter__broke(it, "undecodable status");
+            }
+            return r;
+        }
+        if (it->need_wake) {
+            subiter__wake(it);
+        }
+        if (!wait) {
+            return it->exited ? worker_died(it) : -EAGAIN;
+        }
+        r = subiter__parent_wait(it->reg.shm, &w, it->efd, &it->proc, deadline);
+        if (r == -ETIMEDOUT) {
+            return timed_out(it);
+        }
+        /* Deliver what it published before it died, then report. */
+        if (r == -ECHILD && !subiter__ring_pending(&it->items)) {
+            return worker_died(it);
+        }
+    }
+}
+
+int subiter__push_command(subiter *it, int cmd, const void *input, size_t len)
+{
+    size_t n = subiter__wire_command_size(cmd, it->seq, len);
+    void *frame;
+    int r;
+
+    r = subiter__ring_reserve(&it->cmd, n, &frame);
+    if (r != 0) {
+        /* At most one START, one STOP and one ABORT are ever unread, far
+         * below the ring's size: a full ring means the worker stopped
+         * reading commands or corrupted the index. */
+        return r;
+    }
+    subiter__wire_command_pack(cmd, it->seq, input, len, frame);
+    subiter__ring_commit(&it->cmd, (uint32_t)n);
+    subiter__wake(it);
+    return 0;
+}
+
+/* ---- starting the worker ---- */
+
+static int read_opts(subiter_opts *o, const subiter_opts *user)
+{
+    subiter_opts d = SUBITER_OPTS_INIT;
+    const unsigned char *extra;
+    size_t i;
+
+    *o = d;
+    if (user == NULL) {
+        return 0;
+    }
+    if (user->size < sizeof *user) {
+        return -EINVAL;
+    }
+    /* A newer caller's fields we do not know must be zero. */
+    extra = (const unsigned char *)user + sizeof *user;
+    for (i = 0; i < user->size - sizeof *user; i++) {
+        if (extra[i] != 0) {
+            return -EINVAL;
+        }
+    }
+    o->init = user->init;
+    if (user->buffer_items != 0) {
+        o->buffer_items = user->buffer_items;
+    }
+    if (user->buffer_bytes != 0) {
+        o->buffer_bytes = user->buffer_bytes;
+    }
+    o->timeout_ms = user->timeout_ms;
+    if (user->grace_ms != 0) {
+        o->grace_ms = user->grace_ms;
+    }
+    o->start_method = user->start_method;
+    if (o->grace_ms < 0 || o->buffer_bytes > SUBITER__MAX_RING_BYTES) {
+        return -EINVAL;
+    }
+    if (o->start_method == SUBITER_FORKSERVER ||
+        o->start_method == SUBITER_SPAWN) {
+        return -ENOTSUP;
+    }
+    if (o->start_method != SUBITER_FORK) {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int spawn(subiter *it, const subiter_opts *o, subiter_iter_fn fn,
+                 void *arg, unsigned worker_id, unsigned num_workers)
+{
+    struct subiter__child_args a;
+    pid_t pid;
+    int r;
+
+    r = subiter__shm_create(&it->reg, o->buffer_bytes, o->buffer_items);
+    if (r < 0) {
+        return subiter__fail(it, r, "cannot create the shared ring: %s",
+                             subiter_strerror(r));
+    }
+    it->buffer_items = o->buffer_items;
+    subiter__shm_rings(it->reg.shm, &it->cmd, &it->items, true);
+    it->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (it->efd < 0) {
+        r = -errno;
+        subiter__shm_close_fd(&it->reg);
+        return subiter__fail(it, r, "eventfd: %s", subiter_strerror(r));
+    }
+    a.memfd = it->reg.memfd;
+    a.shm_len = it->reg.len;
+    a.efd = it->efd;
+    a.parent = getpid();
+    a.init = o->init;
+    a.fn = fn;
+    a.arg = arg;
+    a.worker_id = worker_id;
+    a.num_workers = num_workers;
+    subiter__oom_begin(&it->oom);
+    pid = fork();
+    if (pid == 0) {
+        subiter__worker_main(&a);
+    }
+    r = -errno;
+    subiter__shm_close_fd(&it->reg);
+    if (pid < 0) {
+        return subiter__fail(it, r, "fork: %s", subiter_strerror(r));
+    }
+    subiter__proc_watch(&it->proc, pid);
+    return 0;
+}
+
+/* A handle without a worker yet: dead until its worker is ready. */
+static subiter *new_handle(void)
+{
+    subiter *it = subiter__malloc(sizeof *it);
+
+    if (it != NULL) {
+        memset(it, 0, sizeof *it);
+        subiter__proc_init(&it->proc);
+        it->efd = -1;
+        it->reg.memfd = -1;
+        subiter__set_state(it, ST_DEAD);
+    }
+    return it;
+}
+
+/* ---- ending the worker ---- */
+
+/* Reap every handle in v that still has a worker, each by its own grace
+ * counted from now; signal the ones left with `sig` (0: none). */
+static void reap_all(subiter **v, size_t n, int sig)
+{
+    int64_t now = subiter__now_ns();
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        struct subiter__proc *p = &v[i]->proc;
+
+        if (subiter__live(v[i]) &&
+            subiter__proc_reap(p, now + (int64_t)v[i]->grace_ms *
+                                            SUBITER__NS_PER_MS) < 0 &&
+            sig != 0) {
+            p->signalled = true;
+            subiter__proc_signal(p, sig);
+        }
+    }
+}
+
+/* What subiter_close() returns for a handle whose worker is gone. */
+static int end_code(const subiter *it)
+{
+    const struct subiter__proc *p = &it->proc;
+
+    if (p->pid <= 0) {
+        return 0;
+    }
+    if (it->ended_early) {
+        return SUBITER_ECHILD; /* ECHILD, ETIMEDOUT or EPROTO was returned */
+    }
+    if (p->signalled) {
+        return SUBITER_ETIMEDOUT;
+    }
+    if (p->status_known && WIFEXITED(p->wait_status) &&
+        WEXITSTATUS(p->wait_status) == 0) {
+        return 0;
+    }
+    return SUBITER_ECHILD;
+}
+
+void subiter__close_many(subiter **v, int *rc, size_t n)
+{
+    size_t i;
+
+    /* ABORT to all first, then one grace for all, SIGTERM to the ones
+     * left, one more grace, SIGKILL: n workers end in about the time one
+     * takes. */
+    for (i = 0; i < n; i++) {
+        subiter__give_back(v[i], false);
+        if (subiter__live(v[i]) && v[i]->reg.shm != NULL) {
+            (void)subiter__push_command(v[i], SUBITER__CMD_ABORT, NULL, 0);
+        }
+    }
+    reap_all(v, n, SIGTERM);
+    reap_all(v, n, SIGKILL);
+    for (i = 0; i < n; i++) {
+        subiter *it = v[i];
+
+        if (subiter__live(it)) {
+            subiter__proc_kill(&it->proc);
+        }
+        rc[i] = end_code(it);
+        subiter__proc_close(&it->proc);
+        subiter__shm_destroy(&it->reg);
+        if (it->efd >= 0) {
+            (void)close(it->efd);
+        }
+        subiter__free(it);
+    }
+}
+
+/* ---- what a pool builds on ---- */
+
+int subiter__open_async(subiter **out, subiter_iter_fn fn, void *arg,
+                        const subiter_opts *opts, unsigned worker_id,
+                        unsigned num_workers)
+{
+    subiter_opts o;
+    subiter *it;
+    int r;
+
+    *out = NULL;
+    it = new_handle();
+    if (it == NULL) {
+        return -ENOMEM;
+    }
+    *out = it;
+    r = read_opts(&o, opts);
+    if (r == -ENOTSUP) {
+        return subiter__fail(it, r, "start method %d is not built yet",
+                             opts->start_method);
+    }
+    if (r < 0) {
+        return subiter__fail(it, r, "invalid options");
+    }
+    if (fn == NULL) {
+        return subiter__fail(it, -EINVAL, "no generator given");
+    }
+    it->timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 0;
+    it->grace_ms = o.grace_ms;
+    return spawn(it, &o, fn, arg, worker_id, num_workers);
+}
+
+void subiter__give_back(subiter *it, bool wake)
+{
+    if (it->holding) {
+        subiter__status_free(&it->held);
+        subiter__ring_release(&it->items, it->held_len);
+        it->holding = false;
+        it->need_wake = true;
+    }
+    if (wake && it->need_wake && it->reg.shm != NULL && it->state != ST_DEAD) {
+        subiter__wake(it);
+    }
+}
+
+void subiter__arm(subiter *it, bool on)
+{
+    if (it->reg.shm == NULL) {
+        return;
+    }
+    if (on) {
+        subiter__sleep_arm(&it->reg.shm->parent_sleeping);
+    } else {
+        subiter__sleep_disarm(&it->reg.shm->parent_sleeping);
+    }
+}
+
+void subiter__fds(const subiter *it, int *efd, int *pidfd)
+{
+    *efd = it->efd;
+    *pidfd = it->proc.reaped ? -1 : it->proc.pidfd;
+}
+
+bool subiter__check_exit(subiter *it)
+{
+    if (!it->exited && !it->ended_early && it->proc.pid > 0 &&
+        subiter__proc_exited(&it->proc)) {
+        it->exited = true;
+    }
+    return it->exited;
+}
+
+void subiter__mark_exited(subiter *it)
+{
+    it->exited = true;
+}
+
+bool subiter__live(const subiter *it)
+{
+    return it->proc.pid > 0 && !it->ended_early && !it->proc.reaped;
+}
+
+int subiter__kill(subiter *it, int code, const char *why)
+{
+    return make_dead(it, code, why);
+}
+
+void subiter__signal(subiter *it, int sig)
+{
+    if (subiter__live(it)) {
+        subiter__proc_signal(&it->proc, sig);
+    }
+}

@@ -1,0 +1,49 @@
+/* handle.h: what the pool builds on, from the handle (subiter.c). Each pool
+ * slot holds one handle; these calls let the pool drive many handles from
+ * one loop without waiting in any of them. */
+#ifndef SUBITER_HANDLE_H
+#define SUBITER_HANDLE_H
+
+/* Fork a worker without waiting for its initializer (*out is set whenever
+ * memory allowed; close it with subiter__close_many()). */
+SUBITER__HIDDEN int subiter__open_async(subiter **out, subiter_iter_fn fn,
+                                        void *arg, const subiter_opts *opts,
+                                        unsigned worker_id,
+                                        unsigned num_workers);
+/* Look for the initializer's verdict: 1 ready, 0 not yet, or the error
+ * subiter_open() would return. */
+SUBITER__HIDDEN int subiter__init_step(subiter *it);
+/* The same, waiting: 0 or the error. */
+SUBITER__HIDDEN int subiter__init_wait(subiter *it);
+/* subiter_next() without waiting: -EAGAIN when nothing is there yet, and
+ * without items_ok, -EBUSY when an item is next (it stays there). */
+SUBITER__HIDDEN int subiter__next_nowait(subiter *it, subiter_item *item,
+                                         bool items_ok);
+/* Send STOP_ITERATION once for the running iteration. */
+SUBITER__HIDDEN int subiter__send_stop(subiter *it);
+/* Give back the item view, if one is out; with `wake`, also wake the
+ * worker now if it may wait for the room. */
+SUBITER__HIDDEN void subiter__give_back(subiter *it, bool wake);
+/* Tell the worker that the parent sleeps (on) or not; arming ends with the
+ * seq_cst fence, so the caller looks at the ring once more before it
+ * sleeps. */
+SUBITER__HIDDEN void subiter__arm(subiter *it, bool on);
+/* The eventfd and pidfd (-1: none) to poll for this handle. */
+SUBITER__HIDDEN void subiter__fds(const subiter *it, int *efd, int *pidfd);
+/* The pidfd said the worker exited: report it once its ring is read. */
+SUBITER__HIDDEN void subiter__mark_exited(subiter *it);
+/* Without a pidfd: look whether the worker exited, and mark it so. */
+SUBITER__HIDDEN bool subiter__check_exit(subiter *it);
+/* Is there a live worker behind the handle? */
+SUBITER__HIDDEN bool subiter__live(const subiter *it);
+/* Kill the worker and make the handle dead with `code`; errmsg says
+ * "worker pid N <why> <where>; killed", or with why NULL, how it died.
+ * Returns code. */
+SUBITER__HIDDEN int subiter__kill(subiter *it, int code, const char *why);
+/* Signal a live worker (SIGSTOP, SIGCONT). */
+SUBITER__HIDDEN void subiter__signal(subiter *it, int sig);
+/* Close n handles at once: ABORT to all, then one grace period for all,
+ * SIGTERM, one more, SIGKILL. rc[i] is what subiter_close() returns. */
+SUBITER__HIDDEN void subiter__close_many(subiter **v, int *rc, size_t n);
+
+#endif /* SUBITER_HANDLE_H */

@@ -1,0 +1,64 @@
+/* handle_impl.h: the handle's structure and the calls between its two
+ * files, handle.c (the worker: start, talk, lose, end) and subiter.c (the
+ * public calls). Nothing else includes it: the pool sees only handle.h. */
+#ifndef SUBITER_HANDLE_IMPL_H
+#define SUBITER_HANDLE_IMPL_H
+
+/* The handle's states, as DESIGN.md's state table names them. */
+enum state { ST_READY, ST_ITERATING, ST_ENDED, ST_DEAD };
+
+struct subiter {
+    enum state state;
+    bool started;     /* a start was ever made */
+    bool got_started; /* ITERATION_STARTED seen for the current one */
+    bool init_ok;     /* the initializer succeeded */
+    struct subiter__proc proc;
+    int efd;
+    struct subiter__region reg;
+    struct subiter__ring cmd;   /* producer */
+    struct subiter__ring items; /* consumer */
+    int timeout_ms;
+    int grace_ms;
+    uint64_t seq;        /* current iteration, 1-based */
+    uint64_t items_iter; /* items delivered in the current iteration */
+    uint32_t consumed;   /* mirror of shm->items_consumed */
+    uint32_t buffer_items;
+    bool need_wake; /* released room the worker may wait for */
+    bool holding;   /* an item view is out */
+    uint32_t held_len;
+    struct subiter__status held;
+    struct subiter__oom oom;
+    int last_code; /* what subiter_get_errinfo() reports */
+    int errnum;
+    bool oom_suspected;
+    bool ended_early; /* the worker died or was killed before close */
+    bool exited;      /* a pool saw the pidfd: report the death once drained */
+    bool stop_sent;   /* STOP_ITERATION is on its way for this iteration */
+    char errmsg[SUBITER__ERRMSG_MAX];
+};
+
+/* Every change of state; asserts that it is one of the legal ones. */
+SUBITER__HIDDEN void subiter__set_state(subiter *it, enum state to);
+/* errmsg, printf-style; subiter__fail() also records `code` for errinfo
+ * and returns it. */
+SUBITER__HIDDEN void subiter__set_errmsg(subiter *it, const char *fmt, ...)
+    SUBITER_PRINTF(2, 3);
+SUBITER__HIDDEN int subiter__fail(subiter *it, int code, const char *fmt, ...)
+    SUBITER_PRINTF(3, 4);
+/* Wake the worker (if it sleeps) now. */
+SUBITER__HIDDEN void subiter__wake(subiter *it);
+/* The worker broke the protocol (`what`): kill it, dead with EPROTO. */
+SUBITER__HIDDEN int subiter__broke(subiter *it, const char *what);
+/*
+ * Wait for the next status record and decode it. Returns 0 with *st and
+ * *len (the record to release), or an error: the fatal ones have killed
+ * the worker and made the handle dead; -ENOMEM leaves the record in place.
+ * Without `wait`, -EAGAIN when nothing is there yet.
+ */
+SUBITER__HIDDEN int subiter__read_status(subiter *it,
+                                         struct subiter__status *st,
+                                         uint32_t *len, bool wait);
+/* Send one command (and wake the worker). 0, or the ring's error. */
+SUBITER__HIDDEN int subiter__push_command(subiter *it, int cmd,
+                                          const void *input, size_t len);
+#endif /* SUBITER_HANDLE_IMPL_H */

@@ -1,0 +1,61 @@
+/* ring.h: the single-producer single-consumer record ring (ring.c) that
+ * both the command ring and the item ring are made of.
+ *
+ * Records are 8-byte aligned: an 8-byte header (frame length, kind) and
+ * then the frame. A PAD record fills the space up to the end of the ring
+ * so that no record wraps. The indices are free-running uint32_t counters
+ * in shared memory: fill = tail - head, offset = index & mask.
+ */
+#ifndef SUBITER_RING_H
+#define SUBITER_RING_H
+
+#define SUBITER__REC_HDR 8u  /* u32 frame length, u32 kind */
+#define SUBITER__REC_FRAME 0 /* kind: one protobuf frame */
+#define SUBITER__REC_PAD 1   /* kind: skip to the end of the ring */
+
+/* One side's view of one ring. Lives in private memory. */
+struct subiter__ring {
+    _Atomic uint32_t *head; /* consumer's index, in shared memory */
+    _Atomic uint32_t *tail; /* producer's index, in shared memory */
+    unsigned char *data;
+    uint32_t size; /* power of two */
+    uint32_t mask;
+    uint32_t pos;    /* producer: next write; consumer: next read */
+    uint32_t cached; /* the other side's index, as last read */
+};
+
+SUBITER__HIDDEN void subiter__ring_init(struct subiter__ring *r,
+                                        _Atomic uint32_t *head,
+                                        _Atomic uint32_t *tail, void *data,
+                                        uint32_t size, bool producer);
+
+/*
+ * Producer: room for a record whose frame is `frame_len` bytes. Returns 0
+ * and *frame (where to write it), -EAGAIN when the ring is too full (wait
+ * for the consumer and retry; a PAD record may have been published), or
+ * -EMSGSIZE when it can never fit.
+ */
+SUBITER__HIDDEN int subiter__ring_reserve(struct subiter__ring *r,
+                                          size_t frame_len, void **frame);
+/* Producer: publish the reserved record with its final frame length. */
+SUBITER__HIDDEN void subiter__ring_commit(struct subiter__ring *r,
+                                          uint32_t frame_len);
+/* The largest frame a record may carry in this ring. */
+SUBITER__HIDDEN size_t subiter__ring_max_frame(const struct subiter__ring *r);
+
+/*
+ * Consumer: the next record, bounds-checked (the producer is not trusted).
+ * Returns 1 with *frame and *len (a view into the ring), 0 when the ring is
+ * empty, -EPROTO when the indices or the record are corrupt. PAD records
+ * are skipped (and released).
+ */
+SUBITER__HIDDEN int subiter__ring_peek(struct subiter__ring *r,
+                                       const unsigned char **frame,
+                                       uint32_t *len);
+/* Consumer: release the record returned by the last peek. */
+SUBITER__HIDDEN void subiter__ring_release(struct subiter__ring *r,
+                                           uint32_t len);
+/* Consumer: is anything published past what we have read? */
+SUBITER__HIDDEN bool subiter__ring_pending(struct subiter__ring *r);
+
+#endif /* SUBITER_RING_H */

@@ -1,0 +1,227 @@
+/* wait.c: the one wait/wake protocol (wait.h) that the worker, the handle
+ * and the pool use: spinning, the sleeping flags and their fences, the
+ * worker's futex doorbell, the parent's eventfd and pidfd poll(), and the
+ * clock the deadlines are on. No other file sleeps or wakes. */
+#include "config.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int64_t subiter__now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int subiter__ms_left(int64_t deadline_ns)
+{
+    int64_t left;
+
+    if (deadline_ns == 0) {
+        return -1;
+    }
+    left = deadline_ns - subiter__now_ns();
+    if (left <= 0) {
+        return 0;
+    }
+    left = (left + SUBITER__NS_PER_MS - 1) / SUBITER__NS_PER_MS;
+    /* poll() takes an int; a deadline that far away is looked at again. */
+    return left > 1000000 ? 1000000 : (int)left;
+}
+
+void subiter__spin(unsigned n)
+{
+    /* First a few µs of pure pauses: the other side, running on another
+     * core, usually moves within that, and a sched_yield() costs a
+     * syscall. Then every 16th turn gives the CPU away: when both sides
+     * share one core (2-core machines, pinned or loaded), a pure busy-wait
+     * would burn the slice the other side needs to make the progress we
+     * wait for. */
+    if (n >= SUBITER__SPIN_PAUSES && (n & 15) == 15) {
+        (void)sched_yield();
+        return;
+    }
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* ---- the flag protocol ---- */
+
+void subiter__sleep_arm(_Atomic uint32_t *flag)
+{
+    atomic_store_explicit(flag, 1, memory_order_relaxed);
+    /* seq_cst: orders the flag store before the caller's last look at the
+     * ring; pairs with the fence in wake_if_armed() on the other side. */
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
+void subiter__sleep_disarm(_Atomic uint32_t *flag)
+{
+    atomic_store_explicit(flag, 0, memory_order_relaxed);
+}
+
+/* Is the other side armed? Clears its flag when it is, so that it is woken
+ * once per sleep. */
+static bool wake_if_armed(_Atomic uint32_t *flag)
+{
+    /* seq_cst: orders the caller's index stores (what it published) before
+     * the load of the flag; pairs with the fence in subiter__sleep_arm()
+     * on the other side. */
+    atomic_thread_fence(memory_order_seq_cst);
+    return atomic_load_explicit(flag, memory_order_relaxed) &&
+           atomic_exchange_explicit(flag, 0, memory_order_relaxed);
+}
+
+void subiter__wake_worker(struct subiter__shm *shm)
+{
+    if (wake_if_armed(&shm->child_sleeping)) {
+        atomic_fetch_add_explicit(&shm->child_bell, 1, memory_order_relaxed);
+        /* Not FUTEX_PRIVATE_FLAG: the sleeper is another process. */
+        (void)syscall(SYS_futex, &shm->child_bell, FUTEX_WAKE, 1, NULL, NULL,
+                      0);
+    }
+}
+
+void subiter__wake_parent(struct subiter__shm *shm, int efd)
+{
+    uint64_t one = 1;
+
+    if (wake_if_armed(&shm->parent_sleeping)) {
+        while (write(efd, &one, sizeof one) < 0 && errno == EINTR) {
+        }
+    }
+}
+
+/* ---- the worker waits ---- */
+
+void subiter__worker_wait(struct subiter__shm *shm, struct subiter__wait *w)
+{
+    if (w->spins < SUBITER__SPIN_LIMIT) {
+        subiter__spin(w->spins++);
+        return;
+    }
+    if (!w->armed) {
+        /* The bell as it is now: a ring after this makes FUTEX_WAIT return
+         * at once instead of sleeping. */
+        w->bell = atomic_load_explicit(&shm->child_bell, memory_order_relaxed);
+        subiter__sleep_arm(&shm->child_sleeping);
+        w->armed = true;
+        return; /* the caller looks again before we sleep */
+    }
+    /* Not FUTEX_PRIVATE_FLAG: the waker is another process. */
+    (void)syscall(SYS_futex, &shm->child_bell, FUTEX_WAIT, w->bell, NULL, NULL,
+                  0);
+    subiter__sleep_disarm(&shm->child_sleeping);
+    w->armed = false;
+}
+
+void subiter__worker_wait_end(struct subiter__shm *shm, struct subiter__wait *w)
+{
+    if (w->armed) {
+        subiter__sleep_disarm(&shm->child_sleeping);
+        w->armed = false;
+    }
+}
+
+/* ---- the parent waits ---- */
+
+int subiter__poll(struct pollfd *fds, unsigned nfds, int64_t deadline_ns,
+                  bool fallback)
+{
+    int timeout = subiter__ms_left(deadline_ns), n;
+
+    if (fallback && (timeout < 0 || timeout > SUBITER__FALLBACK_SLICE_MS)) {
+        timeout = SUBITER__FALLBACK_SLICE_MS;
+    }
+    n = poll(fds, nfds, timeout);
+    if (n < 0) {
+        return errno == EINTR ? 0 : -errno;
+    }
+    return n;
+}
+
+void subiter__eventfd_drain(int efd)
+{
+    uint64_t n;
+
+    /* Non-blocking: one read empties it, EAGAIN when it already was. */
+    while (read(efd, &n, sizeof n) < 0 && errno == EINTR) {
+    }
+}
+
+/* Sleep until the worker rings `efd`, exits, or the deadline passes:
+ * 1 (rang), 0 (deadline), -ECHILD (exited), or -errno from poll(). */
+static int sleep_on(struct subiter__proc *p, int efd, int64_t deadline_ns)
+{
+    struct pollfd fds[2];
+    int n;
+
+    for (;;) {
+        if (subiter__ms_left(deadline_ns) == 0) {
+            return 0;
+        }
+        fds[0].fd = efd;
+        fds[0].events = POLLIN;
+        fds[0].revents = 0;
+        fds[1].fd = p->pidfd;
+        fds[1].events = POLLIN;
+        fds[1].revents = 0;
+        n = subiter__poll(fds, p->pidfd >= 0 ? 2 : 1, deadline_ns,
+                          p->pidfd < 0);
+        if (n < 0) {
+            return n;
+        }
+        if (fds[0].revents & POLLIN) {
+            subiter__eventfd_drain(efd);
+            return 1;
+        }
+        if (fds[1].revents != 0 || (p->pidfd < 0 && subiter__proc_exited(p))) {
+            return -ECHILD;
+        }
+    }
+}
+
+int subiter__parent_wait(struct subiter__shm *shm, struct subiter__wait *w,
+                         int efd, struct subiter__proc *proc,
+                         int64_t deadline_ns)
+{
+    int r;
+
+    if (w->spins < SUBITER__SPIN_LIMIT) {
+        subiter__spin(w->spins++);
+        return 0;
+    }
+    if (!w->armed) {
+        subiter__sleep_arm(&shm->parent_sleeping);
+        w->armed = true;
+        return 0; /* the caller looks again before we sleep */
+    }
+    r = sleep_on(proc, efd, deadline_ns);
+    subiter__sleep_disarm(&shm->parent_sleeping);
+    w->armed = false;
+    if (r == 0) {
+        return -ETIMEDOUT;
+    }
+    /* A poll() failure other than EINTR cannot be waited out: treat the
+     * worker as gone, as the old code did. */
+    return r == 1 ? 0 : -ECHILD;
+}
+
+void subiter__parent_wait_end(struct subiter__shm *shm, struct subiter__wait *w)
+{
+    if (w->armed) {
+        subiter__sleep_disarm(&shm->parent_sleeping);
+        w->armed = false;
+    }
+}

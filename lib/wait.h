@@ -1,0 +1,94 @@
+/* wait.h: the one wait/wake protocol (wait.c) that the worker, the handle
+ * and the pool use: a bounded spin, then an "about to sleep" flag with a
+ * last look, then sleep (the worker on a futex in the region, the parent in
+ * poll() on its eventfd and the worker's pidfd); the side that publishes
+ * wakes the other only when that flag is set.
+ *
+ *   sleeper                           waker
+ *   -------                           -----
+ *   flag = 1          (arm)           publish (index store)
+ *   seq_cst fence                     seq_cst fence
+ *   look again; if nothing:           if flag: flag = 0, ring the bell
+ *   sleep until the bell rings
+ *
+ * Each side's fence orders its store before its load, so at least one of
+ * them sees the other's store: either the sleeper's last look finds the
+ * record, or the waker finds the flag. Acquire/release alone cannot give
+ * that (store-load ordering), hence seq_cst.
+ */
+#ifndef SUBITER_WAIT_H
+#define SUBITER_WAIT_H
+
+#include <poll.h>
+
+/* Turns of the spin before a side arms and sleeps (some tens of µs,
+ * sched_yield() included): waking a sleeper costs far more on these
+ * machines, and a side that sleeps every batch halves the throughput. */
+#define SUBITER__SPIN_LIMIT 1024u
+/* The first turns only pause (no sched_yield()). */
+#define SUBITER__SPIN_PAUSES 256u
+
+/* CLOCK_MONOTONIC in ns; deadlines are on this clock, 0 meaning none. */
+SUBITER__HIDDEN int64_t subiter__now_ns(void);
+/* ms until deadline_ns, rounded up; -1 for none (0), 0 when past. */
+SUBITER__HIDDEN int subiter__ms_left(int64_t deadline_ns);
+
+/* One turn of a spin-wait: a pause, or every 16th turn sched_yield(). */
+SUBITER__HIDDEN void subiter__spin(unsigned n);
+
+/* The sleeper's side of the flag: arm (store, then the seq_cst fence; the
+ * caller looks once more before it sleeps) and disarm. */
+SUBITER__HIDDEN void subiter__sleep_arm(_Atomic uint32_t *flag);
+SUBITER__HIDDEN void subiter__sleep_disarm(_Atomic uint32_t *flag);
+
+/* The wakers: after publishing, wake the other side if it is armed. */
+SUBITER__HIDDEN void subiter__wake_worker(struct subiter__shm *shm);
+SUBITER__HIDDEN void subiter__wake_parent(struct subiter__shm *shm, int efd);
+
+/* Where one wait of one side is: spinning, armed, asleep. */
+struct subiter__wait {
+    unsigned spins;
+    bool armed;
+    uint32_t bell; /* worker: the doorbell as read when it armed */
+};
+#define SUBITER__WAIT_INIT                                                     \
+    {                                                                          \
+        0, false, 0                                                            \
+    }
+
+/*
+ * Worker: one step of waiting for the parent: spin, or arm (the caller then
+ * looks again), or sleep on the doorbell. subiter__worker_wait_end() when
+ * the condition holds.
+ */
+SUBITER__HIDDEN void subiter__worker_wait(struct subiter__shm *shm,
+                                          struct subiter__wait *w);
+SUBITER__HIDDEN void subiter__worker_wait_end(struct subiter__shm *shm,
+                                              struct subiter__wait *w);
+
+/*
+ * Parent: one step of waiting for one worker: spin, or arm (the caller
+ * then looks again), or sleep in poll() on `efd` and the worker's pidfd
+ * until the worker rings, exits, or deadline_ns (0: none) passes. Returns
+ * 0 (look again), -ETIMEDOUT, or -ECHILD (the worker exited: deliver what
+ * it published first). subiter__parent_wait_end() when the condition holds.
+ */
+SUBITER__HIDDEN int subiter__parent_wait(struct subiter__shm *shm,
+                                         struct subiter__wait *w, int efd,
+                                         struct subiter__proc *proc,
+                                         int64_t deadline_ns);
+SUBITER__HIDDEN void subiter__parent_wait_end(struct subiter__shm *shm,
+                                              struct subiter__wait *w);
+
+/*
+ * Parent: sleep in one poll() over `fds` until one fires or deadline_ns
+ * (0: none); with `fallback` (a worker without a pidfd), at most
+ * SUBITER__FALLBACK_SLICE_MS, after which the caller looks for exits.
+ * Returns poll()'s count (0: timeout or a signal), or -errno.
+ */
+SUBITER__HIDDEN int subiter__poll(struct pollfd *fds, unsigned nfds,
+                                  int64_t deadline_ns, bool fallback);
+/* Empty a (non-blocking) eventfd that rang, for the next sleep. */
+SUBITER__HIDDEN void subiter__eventfd_drain(int efd);
+
+#endif /* SUBITER_WAIT_H */
