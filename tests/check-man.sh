@@ -1,7 +1,7 @@
 #!/bin/sh
 # check-man.sh: every man page in man/ formats without a single groff
 # warning, every .so link page points at a page that exists, and every
-# public function of include/subiter.h has a page of its own.
+# public function of the header (include/subiter.h.in) has a page of its own.
 #
 # Each page runs through `groff -t -man -ww -z` (-t: tbl, for the pages
 # that carry tables; -ww: all warnings; -z: no output). Anything groff
@@ -13,7 +13,7 @@
 
 top_srcdir=${top_srcdir:-.}
 mandir="$top_srcdir/man"
-header="$top_srcdir/include/subiter.h"
+header="$top_srcdir/include/subiter.h.in"
 
 if ! command -v groff >/dev/null 2>&1; then
     echo "SKIP: groff not found"

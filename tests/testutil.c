@@ -232,12 +232,41 @@ void tu_shared_free(void *p, size_t len)
     munmap(p, len);
 }
 
+/* The process that runs the suite, for the fork probe below. */
+static pid_t runner_pid;
+
+/* Says whether the case runs in the runner's process or in a child: what
+ * tests/check-nofork.sh reads to see that CK_FORK=no really is honoured. */
+START_TEST(tu_fork_probe)
+{
+    bool own = getpid() == runner_pid;
+
+    printf("fork probe: this case ran %s (pid %ld, runner %ld)\n",
+           own ? "in the runner's process" : "in a child of the runner",
+           (long)getpid(), (long)runner_pid);
+    fflush(stdout);
+}
+END_TEST
+
 int tu_run(Suite *s)
 {
-    SRunner *sr = srunner_create(s);
+    SRunner *sr;
     int failed;
 
-    srunner_set_fork_status(sr, CK_FORK);
+    runner_pid = getpid();
+    if (getenv("TU_FORK_PROBE") != NULL) {
+        TCase *tc = tcase_create("fork_probe");
+
+        tcase_add_test(tc, tu_fork_probe);
+        suite_add_tcase(s, tc);
+    }
+    sr = srunner_create(s);
+    /* CK_FORK set in the environment wins: CK_FORK=no runs every case in
+     * this process, for a debugger, with the per-case timeouts off (Check
+     * arms them only in a child). Unset, each case gets a child. */
+    if (getenv("CK_FORK") == NULL) {
+        srunner_set_fork_status(sr, CK_FORK);
+    }
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

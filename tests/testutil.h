@@ -84,8 +84,9 @@ int tu_init_exit5(subiter_gen *g, void *arg);
 void *tu_shared_new(size_t len);
 void tu_shared_free(void *p, size_t len);
 
-/* Run a suite with CK_FORK on and the default per-case timeout; returns the
- * process exit status for main(). */
+/* Run a suite, each case in a child of its own unless the environment says
+ * CK_FORK=no; returns the process exit status for main(). With
+ * TU_FORK_PROBE set, a case that prints where it ran is added. */
 int tu_run(Suite *s);
 
 /*
