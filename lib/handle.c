@@ -304,7 +304,7 @@ static int spawn(subiter *it, const subiter_opts *o, subiter_iter_fn fn,
     if (pid < 0) {
         return subiter__fail(it, r, "fork: %s", subiter_strerror(r));
     }
-    subiter__proc_watch(&it->proc, pid);
+    subiter__proc_watch(&it->proc, pid, &it->reg.shm->life);
     return 0;
 }
 

@@ -24,8 +24,10 @@
  *   arm        set one's own "I am about to sleep" flag before a last look.
  *   exited     the worker process ended (seen by its pidfd or waitid), not
  *              reaped yet.
- *   reaped     its status was collected; from then on its pid number may
- *              belong to another process and is never signalled.
+ *   reaped     its status was collected (by the library, or by someone
+ *              else: an application reaper, SIGCHLD ignored); from then
+ *              on its pid number may belong to another process and is
+ *              never waited on nor signalled.
  *   live       a worker of a handle that has not been reaped nor given up
  *              on (subiter__live()).
  *   dead       a handle state: the worker died, timed out or broke the
@@ -70,6 +72,7 @@
 #include "ring.h"
 #include "shm.h"
 #include "wire.h"
+#include "life.h"
 #include "proc.h"
 #include "wait.h"
 #include "oom.h"

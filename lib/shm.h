@@ -1,8 +1,9 @@
 /* shm.h: the shared region of one worker (shm.c), a cross-process ABI:
  *
  *   struct subiter__shm    header: magic, version, sizes, the sleeping flags,
- *                          the doorbell and the four ring indices, each
- *                          group on its own cache line; SUBITER__SHM_HDR_BYTES
+ *                          the doorbell, the four ring indices and the
+ *                          worker's life lock, each group on its own cache
+ *                          line; SUBITER__SHM_HDR_BYTES
  *   command ring data      cmd_bytes   (parent -> worker)
  *   item ring data         item_bytes  (worker -> parent: all statuses)
  *
@@ -16,7 +17,7 @@
 #include <stddef.h>
 
 #define SUBITER__SHM_MAGIC 0x52495553u /* "SUIR" little-endian */
-#define SUBITER__SHM_VERSION 1u
+#define SUBITER__SHM_VERSION 2u        /* 2: the life lock */
 
 /* The header takes one page, so the rings start page-aligned. */
 #define SUBITER__SHM_HDR_BYTES 4096u
@@ -60,6 +61,12 @@ struct subiter__shm {
     /* Command ring, written by the worker. */
     _Alignas(SUBITER__CACHELINE) _Atomic uint32_t cmd_head;
 
+    /* The worker's life lock (life.c): its tid while it lives, marked
+     * FUTEX_OWNER_DIED by the kernel when it ends; the rest of the line
+     * holds the robust-list entry that points the kernel at the word. */
+    _Alignas(SUBITER__CACHELINE) _Atomic uint32_t life;
+    unsigned char life_room[SUBITER__CACHELINE - sizeof(uint32_t)];
+
     /* Test hooks only: a test's generator may scribble here. */
     _Alignas(SUBITER__CACHELINE) uint32_t reserved[16];
 };
@@ -81,10 +88,14 @@ _Static_assert(offsetof(struct subiter__shm, cmd_tail) == 320,
                "the parent's command index on a line of its own");
 _Static_assert(offsetof(struct subiter__shm, cmd_head) == 384,
                "the worker's command index on a line of its own");
-_Static_assert(offsetof(struct subiter__shm, reserved) == 448,
+_Static_assert(offsetof(struct subiter__shm, life) == 448,
+               "the worker's life lock on a line of its own");
+_Static_assert(offsetof(struct subiter__shm, life_room) == 452,
+               "the life lock's robust-list entry right after it");
+_Static_assert(offsetof(struct subiter__shm, reserved) == 512,
                "the test area on a line of its own");
-_Static_assert(sizeof(struct subiter__shm) == 512,
-               "the header is 8 cache lines");
+_Static_assert(sizeof(struct subiter__shm) == 576,
+               "the header is 9 cache lines");
 _Static_assert(sizeof(struct subiter__shm) <= SUBITER__SHM_HDR_BYTES,
                "the header fits before the rings");
 _Static_assert(sizeof(_Atomic uint32_t) == 4 && _Alignof(_Atomic uint32_t) == 4,

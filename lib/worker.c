@@ -326,6 +326,10 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     if (g.shm == NULL) {
         worker_exit(r);
     }
+    /* Before any user code: from here on the parent knows whether this
+     * worker lives without trusting its pid number. Without the lock it
+     * asks /proc instead. */
+    (void)subiter__life_hold(&g.shm->life, sizeof g.shm->life_room);
     g.magic = GEN_MAGIC;
     g.efd = a->efd;
     g.worker_id = a->worker_id;

@@ -6,8 +6,10 @@
  * mapping is left. */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -53,11 +55,34 @@ static int gen_fallback(subiter_gen *g, void *arg)
     return 0;
 }
 
-/* Opens a handle watched without a pidfd: it holds one fd (the eventfd)
- * where a watched one holds two. */
+/* Does one of this process's fds name `path`? */
+static bool has_fd_to(const char *path)
+{
+    char link[64], target[64];
+    struct dirent *d;
+    bool found = false;
+    DIR *dir = opendir("/proc/self/fd");
+    ssize_t n;
+
+    ck_assert_ptr_nonnull(dir);
+    while (!found && (d = readdir(dir)) != NULL) {
+        snprintf(link, sizeof link, "/proc/self/fd/%s", d->d_name);
+        n = readlink(link, target, sizeof target - 1);
+        if (n > 0) {
+            target[n] = '\0';
+            found = strcmp(target, path) == 0;
+        }
+    }
+    closedir(dir);
+    return found;
+}
+
+/* Opens a handle watched without a pidfd: it holds two fds, the eventfd
+ * and the worker's /proc directory where a watched one holds its pidfd. */
 static subiter *open_fallback(enum how how, const subiter_opts *o)
 {
     struct tu_snapshot before, after;
+    char proc[32];
     subiter *it;
 
     subiter__proc_no_pidfd(true);
@@ -65,7 +90,9 @@ static subiter *open_fallback(enum how how, const subiter_opts *o)
     ck_assert_int_eq(subiter_open(&it, gen_fallback, (void *)(intptr_t)how, o),
                      0);
     tu_snapshot(&after);
-    ck_assert_int_eq(after.fds, before.fds + 1);
+    ck_assert_int_eq(after.fds, before.fds + 2);
+    snprintf(proc, sizeof proc, "/proc/%d", (int)subiter_pid(it));
+    ck_assert(has_fd_to(proc));
     return it;
 }
 
