@@ -252,6 +252,10 @@ static void follow_up(subiter_pool *p)
             if (w->st != SLOT_EMPTY || !w->respawn) {
                 continue;
             }
+            if (!pool__may_fork(p)) {
+                p->followup = true; /* looked at again after the stop */
+                continue;
+            }
             r = pool__spawn(p, i);
             if (r < 0 && w->rerun) {
                 pool__rerun_failed(p, i, r);

@@ -147,6 +147,16 @@ static inline bool pool__taking_tasks(const subiter_pool *p)
     return p->st == POOL_IDLE || p->st == POOL_FINALIZING;
 }
 
+/* Nothing is forked while the pool stops its shards or finalizes: a
+ * Ctrl-C handler's stop, finalize or close must not start workers that
+ * outlive it. Replacements wait, marked respawn, for the next call that
+ * runs the loop in another state. */
+static inline bool pool__may_fork(const subiter_pool *p)
+{
+    return p->st != POOL_STOPPING && p->st != POOL_FINALIZING &&
+           p->rest != POOL_FINALIZING;
+}
+
 /* Earlier of two deadlines, 0 meaning none. */
 static inline int64_t pool__earlier(int64_t a, int64_t b)
 {

@@ -175,7 +175,7 @@ void pool__shard_lost(subiter_pool *p, unsigned i, int code)
         return;
     }
     if (code != SUBITER_ECHILD || !p->o.restart_shards ||
-        w->restarts >= p->o.max_retries) {
+        w->restarts >= p->o.max_retries || !pool__may_fork(p)) {
         pool__shard_failed(p, i, code);
         return;
     }
@@ -196,7 +196,7 @@ void pool__rerun_failed(subiter_pool *p, unsigned i, int code)
     snprintf(why, sizeof why, "%s",
              w->h != NULL ? subiter_errmsg(w->h) : p->errmsg);
     assert(w->rerun && p->st == POOL_ITERATING);
-    if (w->restarts < p->o.max_retries) {
+    if (w->restarts < p->o.max_retries && pool__may_fork(p)) {
         /* Each failed replacement counts one rerun. */
         w->restarts++;
         if (w->h != NULL) {

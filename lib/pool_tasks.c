@@ -243,11 +243,29 @@ static void fail_unrunnable(subiter_pool *p)
     }
 }
 
+/* A finalizing pool forks no worker: queued tasks that no worker is left
+ * to take end now, not when the grace runs out. */
+static void fail_workerless(subiter_pool *p)
+{
+    struct pool_task *t;
+
+    if (pool__may_fork(p) || p->nstate[SLOT_EMPTY] < p->n) {
+        return;
+    }
+    while ((t = pop_queued(p)) != NULL) {
+        end_task(p, t, SUBITER_ECANCELED,
+                 "task %llu: no worker is left to run it, and a finalizing "
+                 "pool starts none",
+                 t->id);
+    }
+}
+
 void pool__dispatch(subiter_pool *p)
 {
     unsigned i, idle;
 
     fail_unrunnable(p);
+    fail_workerless(p);
     if (p->paused_all || p->st == POOL_ITERATING || p->st == POOL_STOPPING) {
         return;
     }
@@ -275,7 +293,7 @@ void pool__dispatch(subiter_pool *p)
     }
     /* Fork workers for the rest while fewer than `workers` run. */
     idle = p->nstate[SLOT_IDLE] + p->nstate[SLOT_STARTING];
-    for (i = 0; i < p->n && p->queued > idle; i++) {
+    for (i = 0; i < p->n && p->queued > idle && pool__may_fork(p); i++) {
         struct pool_slot *w = &p->w[i];
 
         if (w->st == SLOT_EMPTY && w->init_failures < POOL_MAX_INIT_FAILURES &&

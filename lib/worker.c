@@ -217,6 +217,20 @@ static void reset_signals(void)
     (void)sigprocmask(SIG_SETMASK, &all, NULL);
 }
 
+/* The terminal's Ctrl-C and Ctrl-\ go to the whole foreground process
+ * group: they are the parent's to handle (its exit ends the workers). An
+ * initializer may set handlers of its own. */
+static void ignore_terminal_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    (void)sigaction(SIGINT, &sa, NULL);
+    (void)sigaction(SIGQUIT, &sa, NULL);
+}
+
 static const char *failure_message(subiter_gen *g, int r)
 {
     if (g->has_msg) {
@@ -312,6 +326,7 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     int r;
 
     reset_signals();
+    ignore_terminal_signals();
     /* A fault injected into the parent's allocations is not the worker's:
      * start counting afresh. */
     (void)subiter__alloc_fail_at(0);
