@@ -124,7 +124,7 @@ static int host_pool(struct ctrlc_page *pg, enum end end)
 {
     subiter_opts wo = tu_opts_grace(0, PROMPT_GRACE_MS);
     subiter_pool_opts po = SUBITER_POOL_OPTS_INIT;
-    subiter_pool_stats st;
+    subiter_pool_stats st = {.size = sizeof st};
     subiter_pool *p;
     int r;
 

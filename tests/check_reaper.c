@@ -289,9 +289,9 @@ int main(void)
     int r = tu_run(reaper_suite(recycle));
 
     if (r == EXIT_SUCCESS && !recycle) {
-        printf("SKIP: clone3() with set_tid is not allowed here (it needs "
-               "CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE): the recycled-pid "
-               "cases did not run\n");
+        printf("SKIP: clone3() with set_tid is not available here (it "
+               "needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE, and valgrind "
+               "lacks clone3): the recycled-pid cases did not run\n");
         return 77;
     }
     return r;
