@@ -298,6 +298,69 @@ START_TEST(test_ctrlc_no_fork_while_stopping)
 }
 END_TEST
 
+/* Task generator: input 1 makes the worker die after 100 ms; any other
+ * yields one item. */
+static int gen_task(subiter_gen *g, void *arg)
+{
+    size_t len;
+    const unsigned char *in = subiter_input(g, &len);
+    long v = 1;
+
+    (void)arg;
+    if (len == 1 && in[0] == 1) {
+        tu_sleep_ms(100);
+        _exit(9);
+    }
+    return subiter_yield(g, &v, sizeof v);
+}
+
+/* A finalizing pool forks no replacement: a queued task that no worker is
+ * left to run ends at once, cancelled, and says why. */
+START_TEST(test_ctrlc_no_fork_while_finalizing)
+{
+    struct ctrlc_page *pg = tu_shared_new(PAGE);
+    subiter_opts wo = tu_opts_grace(0, PROMPT_GRACE_MS);
+    subiter_pool_opts po = SUBITER_POOL_OPTS_INIT;
+    struct tu_snapshot snap;
+    subiter_pool_item item;
+    subiter_pool *p;
+    unsigned long long a, b;
+    const unsigned char die = 1, live = 0;
+    int a_code = 1, b_code = 1, b_items = 0, r;
+    char b_msg[256] = "";
+
+    tu_snapshot(&snap);
+    memset(pg, 0, sizeof *pg);
+    wo.init = init_count;
+    po.workers = 1;
+    po.worker = &wo;
+    ck_assert_int_eq(subiter_pool_open(&p, gen_task, pg, &po), 0);
+    ck_assert_int_eq(subiter_pool_submit(p, &die, 1, 0, &a), 0);
+    ck_assert_int_eq(subiter_pool_submit(p, &live, 1, 0, &b), 0);
+    ck_assert_int_eq(subiter_pool_finalize(p, 20000), 0);
+    while ((r = subiter_pool_next(p, &item)) == 1) {
+        if (item.kind == SUBITER_POOL_ITEM) {
+            b_items += item.task == b;
+        } else if (item.task == a) {
+            a_code = item.code;
+        } else if (item.task == b) {
+            b_code = item.code;
+            snprintf(b_msg, sizeof b_msg, "%s", item.errmsg);
+        }
+    }
+    ck_assert_int_eq(r, 0);
+    ck_assert_int_eq(a_code, SUBITER_ECHILD);
+    ck_assert_msg(b_code == SUBITER_ECANCELED, "task b: %s (%s)",
+                  subiter_errname(b_code), b_msg);
+    ck_assert_ptr_nonnull(strstr(b_msg, "a finalizing pool starts none"));
+    ck_assert_int_eq(b_items, 0);
+    ck_assert_int_eq(atomic_load(&pg->inits), 1);
+    ck_assert_int_eq(subiter_pool_close(p), 0);
+    tu_shared_free(pg, PAGE);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 static Suite *ctrlc_suite(void)
 {
     Suite *s = suite_create("ctrlc");
@@ -306,6 +369,7 @@ static Suite *ctrlc_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_ctrlc_process_group, 0, (int)N_VARIANTS);
     tcase_add_test(tc, test_ctrlc_no_fork_while_stopping);
+    tcase_add_test(tc, test_ctrlc_no_fork_while_finalizing);
     suite_add_tcase(s, tc);
     return s;
 }
