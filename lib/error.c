@@ -101,7 +101,24 @@ const char *subiter__worker_exit_reason(int status)
         return "the command ring is corrupt";
     case SUBITER__EXIT_STATUS:
         return "a status did not fit the item ring";
+    case SUBITER__EXIT_EVENTFD:
+        return "the application closed or replaced the worker's eventfd";
     default:
         return NULL;
     }
+}
+
+const char *subiter__worker_exit_why(int status, uint32_t stage)
+{
+    /* Before the region is mapped, only the library's code has run in the
+     * worker; it can end there with these three statuses. */
+    bool before_map = status == SUBITER__EXIT_BAD_MAGIC ||
+                      status == SUBITER__EXIT_MMAP ||
+                      status == SUBITER__EXIT_ORPHAN;
+
+    if ((stage == 0 && before_map) ||
+        (status > 0 && stage == (uint32_t)status)) {
+        return subiter__worker_exit_reason(status);
+    }
+    return NULL;
 }

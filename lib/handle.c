@@ -69,18 +69,37 @@ void subiter__wake(subiter *it)
 }
 
 /* Where the worker was: "while initializing", "during iteration 3 after
- * 10 items", "in Stand By". */
+ * 10 items", "in Stand By". An iteration counts as begun only once its
+ * ITERATION_STARTED was read: a worker lost before that (it died in Stand
+ * By while the START was on its way) never ran it. */
 static void where(const subiter *it, char *buf, size_t n)
 {
     if (!it->init_ok) {
         snprintf(buf, n, "while initializing");
-    } else if (it->state == ST_ITERATING) {
+    } else if (it->state == ST_ITERATING && it->got_started) {
         snprintf(buf, n, "during iteration %llu after %llu items",
                  (unsigned long long)it->seq,
                  (unsigned long long)it->items_iter);
+    } else if (it->state == ST_ITERATING) {
+        snprintf(buf, n, "in Stand By, before iteration %llu began",
+                 (unsigned long long)it->seq);
     } else {
         snprintf(buf, n, "in Stand By");
     }
+}
+
+/* The library's reason for the worker's exit status, or NULL when the
+ * status is the application's (error.h). */
+static const char *exit_why(const subiter *it)
+{
+    const struct subiter__proc *p = &it->proc;
+
+    if (!p->status_known || !WIFEXITED(p->wait_status) || it->reg.shm == NULL) {
+        return NULL;
+    }
+    return subiter__worker_exit_why(
+        WEXITSTATUS(p->wait_status),
+        atomic_load_explicit(&it->reg.shm->worker_stage, memory_order_relaxed));
 }
 
 /* The worker is gone or must go: kill, reap, explain, and make the handle
@@ -106,16 +125,10 @@ static int make_dead(subiter *it, int code, const char *what)
                 "killer (oom_kill went from %lld to %lld in %s)",
                 (int)it->proc.pid, how, at, it->oom.before, it->oom.after,
                 it->oom.path);
-        } else if (!it->init_ok && it->proc.status_known &&
-                   WIFEXITED(it->proc.wait_status) &&
-                   subiter__worker_exit_reason(
-                       WEXITSTATUS(it->proc.wait_status)) != NULL) {
-            /* Before the initializer ran, these statuses are the
-             * library's own (an initializer may still use them too). */
+        } else if (exit_why(it) != NULL) {
             subiter__set_errmsg(
                 it, "worker pid %d %s %s (%d: %s)", (int)it->proc.pid, how, at,
-                WEXITSTATUS(it->proc.wait_status),
-                subiter__worker_exit_reason(WEXITSTATUS(it->proc.wait_status)));
+                WEXITSTATUS(it->proc.wait_status), exit_why(it));
         } else {
             subiter__set_errmsg(it, "worker pid %d %s %s", (int)it->proc.pid,
                                 how, at);

@@ -50,6 +50,12 @@ struct subiter__shm {
     /* Item ring, written by the worker. */
     _Alignas(SUBITER__CACHELINE) _Atomic uint32_t item_tail;
     _Atomic uint32_t items_published;
+    /* Written by the worker, read by the parent once it has exited: 0
+     * until the worker has mapped the region (no application code has run
+     * yet), then SUBITER__STAGE_MAPPED, and before the library itself ends
+     * the worker, the exit status it is about to use. So an exit status is
+     * the library's only when the worker says so (worker.h). */
+    _Atomic uint32_t worker_stage;
 
     /* Item ring, written by the parent. */
     _Alignas(SUBITER__CACHELINE) _Atomic uint32_t item_head;

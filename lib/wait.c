@@ -93,13 +93,23 @@ void subiter__wake_worker(struct subiter__shm *shm)
     }
 }
 
-void subiter__wake_parent(struct subiter__shm *shm, int efd)
+bool subiter__parent_armed(struct subiter__shm *shm)
+{
+    return wake_if_armed(&shm->parent_sleeping);
+}
+
+void subiter__ring_parent(int efd)
 {
     uint64_t one = 1;
 
-    if (wake_if_armed(&shm->parent_sleeping)) {
-        while (write(efd, &one, sizeof one) < 0 && errno == EINTR) {
-        }
+    while (write(efd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+}
+
+void subiter__wake_parent(struct subiter__shm *shm, int efd)
+{
+    if (subiter__parent_armed(shm)) {
+        subiter__ring_parent(efd);
     }
 }
 

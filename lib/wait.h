@@ -44,6 +44,11 @@ SUBITER__HIDDEN void subiter__sleep_disarm(_Atomic uint32_t *flag);
 /* The wakers: after publishing, wake the other side if it is armed. */
 SUBITER__HIDDEN void subiter__wake_worker(struct subiter__shm *shm);
 SUBITER__HIDDEN void subiter__wake_parent(struct subiter__shm *shm, int efd);
+/* subiter__wake_parent() in two steps, for a worker that looks at its
+ * eventfd before it writes to it: is the parent armed (its flag is then
+ * cleared: the caller must ring or leave), and ring. */
+SUBITER__HIDDEN bool subiter__parent_armed(struct subiter__shm *shm);
+SUBITER__HIDDEN void subiter__ring_parent(int efd);
 
 /* Where one wait of one side is: spinning, armed, asleep. */
 struct subiter__wait {

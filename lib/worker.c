@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -25,6 +26,9 @@ struct subiter_gen {
     struct subiter__ring cmd;   /* consumer */
     struct subiter__ring items; /* producer */
     int efd;
+    bool efd_lost; /* efd no longer is the parent's eventfd */
+    dev_t efd_dev; /* its identity, recorded at start */
+    ino_t efd_ino;
     uint32_t buffer_items;
     uint32_t published;
     uint32_t consumed; /* the parent's items_consumed, as last read */
@@ -38,9 +42,11 @@ struct subiter_gen {
     unsigned char *reserved; /* frame of an open reservation */
     size_t reserved_len;
     bool has_msg;
-    bool has_auto_msg;
     char msg[SUBITER__MSG_MAX];
-    char auto_msg[256];
+    int auto_code;      /* the library's last error to a callback, or 0 */
+    char auto_msg[256]; /* what was wrong */
+    bool dropped;       /* an item did not fit: the iteration fails */
+    char dropped_msg[256];
 };
 
 #ifdef SUBITER_COVERAGE
@@ -58,6 +64,32 @@ static _Noreturn void worker_exit(int status)
     _exit(status);
 }
 
+/* The library itself ends the worker: say so in the region first, so that
+ * the parent tells this status from the application's own (error.h). */
+static _Noreturn void library_exit(subiter_gen *g, int status)
+{
+    /* release: the parent reads it after the exit (wait). */
+    atomic_store_explicit(&g->shm->worker_stage, (uint32_t)status,
+                          memory_order_release);
+    worker_exit(status);
+}
+
+/* Record the library's error `code` for a callback and what was wrong;
+ * returns code. */
+static int misuse(subiter_gen *g, int code, const char *fmt, ...)
+    SUBITER_PRINTF(3, 4);
+
+static int misuse(subiter_gen *g, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(g->auto_msg, sizeof g->auto_msg, fmt, ap);
+    va_end(ap);
+    g->auto_code = code;
+    return code;
+}
+
 /* ---- test hooks ---- */
 
 struct subiter__shm *subiter__gen_shm(subiter_gen *g)
@@ -67,9 +99,39 @@ struct subiter__shm *subiter__gen_shm(subiter_gen *g)
 
 /* ---- talking to the parent ---- */
 
+/* Is g->efd still the eventfd the parent gave us? A callback may have
+ * closed it (close_range() in a generator that closes "all" fds) and the
+ * number may now be another file of the application's, which the wake-up
+ * would write 8 bytes into. One fstat(): only on the way to a write, and
+ * once at the end of each callback. Another anonymous-inode file (an
+ * eventfd of the application's) on the same number is not told apart. */
+static bool efd_ours(subiter_gen *g)
+{
+    struct stat st;
+
+    if (!g->efd_lost && (fstat(g->efd, &st) < 0 || st.st_dev != g->efd_dev ||
+                         st.st_ino != g->efd_ino)) {
+        g->efd_lost = true;
+    }
+    return !g->efd_lost;
+}
+
 static void wake_parent(subiter_gen *g)
 {
-    subiter__wake_parent(g->shm, g->efd);
+    /* Without the eventfd the parent is not woken: it sees the worker's
+     * exit instead, which follows soon (send_status(), iterate()). */
+    if (!g->efd_lost && subiter__parent_armed(g->shm) && efd_ours(g)) {
+        subiter__ring_parent(g->efd);
+    }
+}
+
+static int efd_lost_error(subiter_gen *g)
+{
+    return misuse(g, -EBADF,
+                  "the worker's eventfd (fd %d) was closed or replaced by "
+                  "the application: the worker cannot wake the parent any "
+                  "more, and exits",
+                  g->efd);
 }
 
 static void send_status(subiter_gen *g, int code, const char *msg, int errnum);
@@ -166,11 +228,16 @@ static void send_status(subiter_gen *g, int code, const char *msg, int errnum)
 
     if (reserve(g, n, false, &frame) != 0) {
         /* Cannot happen with the message cap below the ring size. */
-        worker_exit(SUBITER__EXIT_STATUS);
+        library_exit(g, SUBITER__EXIT_STATUS);
     }
     subiter__wire_status_pack(code, g->seq, msg, errnum, frame);
     subiter__ring_commit(&g->items, (uint32_t)n);
     wake_parent(g);
+    if (g->efd_lost) {
+        /* The parent may sleep until it sees us exit: do it now, with the
+         * status published. */
+        library_exit(g, SUBITER__EXIT_EVENTFD);
+    }
 }
 
 static void commit_item(subiter_gen *g, unsigned char *frame, size_t len)
@@ -236,8 +303,11 @@ static const char *failure_message(subiter_gen *g, int r)
     if (g->has_msg) {
         return g->msg;
     }
-    if (g->has_auto_msg && r == -EMSGSIZE) {
+    if (g->auto_code != 0 && r == g->auto_code) {
         return g->auto_msg;
+    }
+    if (g->dropped && r == -EMSGSIZE) {
+        return g->dropped_msg;
     }
     return subiter_strerror(r);
 }
@@ -250,7 +320,8 @@ static int errnum_of(int r)
 static void clear_messages(subiter_gen *g)
 {
     g->has_msg = false;
-    g->has_auto_msg = false;
+    g->auto_code = 0;
+    g->dropped = false;
     g->msg[0] = '\0';
 }
 
@@ -274,10 +345,24 @@ static void iterate(subiter_gen *g, subiter_iter_fn fn, void *arg)
         g->unexpected = false;
         send_status(g, SUBITER__UNEXPECTED, "command during an iteration", 0);
     }
-    if (r >= 0 || g->stop) {
+    if (!efd_ours(g)) {
+        (void)efd_lost_error(g);
+        send_status(g, SUBITER__FAILED, g->auto_msg, EBADF); /* exits */
+    }
+    if (g->stop || (r == 0 && !g->dropped)) {
         send_status(g, SUBITER__FINISHED, NULL, 0);
-    } else {
+    } else if (r < 0) {
         send_status(g, SUBITER__FAILED, failure_message(g, r), errnum_of(r));
+    } else if (g->dropped) {
+        /* It went on after -EMSGSIZE: the item is lost, so the iteration
+         * is not a success. */
+        send_status(g, SUBITER__FAILED, g->dropped_msg, EMSGSIZE);
+    } else {
+        snprintf(g->msg, sizeof g->msg,
+                 "the generator returned %d without a stop: it must return "
+                 "0 at its end or a negative error",
+                 r);
+        send_status(g, SUBITER__FAILED, g->msg, 0);
     }
 }
 
@@ -296,7 +381,7 @@ static void stand_by(subiter_gen *g, subiter_iter_fn fn, void *arg)
         }
         subiter__worker_wait_end(g->shm, &w);
         if (r < 0) {
-            worker_exit(SUBITER__EXIT_CMD_RING);
+            library_exit(g, SUBITER__EXIT_CMD_RING);
         }
         r = subiter__wire_command_decode(frame, len, &c);
         subiter__ring_release(&g->cmd, len);
@@ -323,6 +408,7 @@ static void stand_by(subiter_gen *g, subiter_iter_fn fn, void *arg)
 _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
 {
     subiter_gen g;
+    struct stat st;
     int r;
 
     reset_signals();
@@ -345,8 +431,18 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
      * worker lives without trusting its pid number. Without the lock it
      * asks /proc instead. */
     (void)subiter__life_hold(&g.shm->life, sizeof g.shm->life_room);
+    /* From here on the application's code may run: an exit status is the
+     * library's only when library_exit() recorded it. */
+    atomic_store_explicit(&g.shm->worker_stage, SUBITER__STAGE_MAPPED,
+                          memory_order_relaxed);
     g.magic = GEN_MAGIC;
     g.efd = a->efd;
+    if (fstat(g.efd, &st) == 0) {
+        g.efd_dev = st.st_dev;
+        g.efd_ino = st.st_ino;
+    } else {
+        g.efd_lost = true;
+    }
     g.worker_id = a->worker_id;
     g.num_workers = a->num_workers > 0 ? a->num_workers : 1;
     g.buffer_items = g.shm->buffer_items;
@@ -363,6 +459,10 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
         g.phase = PHASE_INIT;
         r = a->init(&g, a->arg);
         g.phase = PHASE_NONE;
+        if (!efd_ours(&g)) {
+            (void)efd_lost_error(&g);
+            send_status(&g, SUBITER__INIT_FAILED, g.auto_msg, EBADF);
+        }
         if (r != 0) {
             send_status(&g, SUBITER__INIT_FAILED, failure_message(&g, r),
                         errnum_of(r));
@@ -382,16 +482,51 @@ static bool in_iteration(const subiter_gen *g)
     return g != NULL && g->magic == GEN_MAGIC && g->phase == PHASE_ITER;
 }
 
+/* Is g in a generator, for `call`? If not, -EINVAL with what was wrong
+ * when g is ours at all. */
+static int in_generator(subiter_gen *g, const char *call)
+{
+    if (g == NULL || g->magic != GEN_MAGIC) {
+        return -EINVAL;
+    }
+    if (g->phase != PHASE_ITER) {
+        return misuse(g, -EINVAL, "%s() called %s", call,
+                      g->phase == PHASE_INIT ? "in the initializer"
+                                             : "outside the generator");
+    }
+    return 0;
+}
+
+/* in_generator(), and no reservation open. */
+static int check_iteration(subiter_gen *g, const char *call)
+{
+    int r = in_generator(g, call);
+
+    if (r < 0) {
+        return r;
+    }
+    if (g->reserved != NULL) {
+        return misuse(g, -EINVAL,
+                      "%s() called while a reservation of %zu bytes is open "
+                      "(subiter_commit() it first)",
+                      call, g->reserved_len);
+    }
+    return 0;
+}
+
 static int item_reserve(subiter_gen *g, size_t len, unsigned char **frame)
 {
     size_t max = subiter__ring_max_frame(&g->items) - SUBITER__ITEM_PREFIX;
 
+    if (g->efd_lost) {
+        return efd_lost_error(g);
+    }
     if (len > max) {
-        snprintf(g->auto_msg, sizeof g->auto_msg,
+        snprintf(g->dropped_msg, sizeof g->dropped_msg,
                  "item of %zu bytes does not fit the item ring: at most %zu "
                  "bytes with buffer_bytes %u",
                  len, max, g->items.size);
-        g->has_auto_msg = true;
+        g->dropped = true;
         return -EMSGSIZE;
     }
     if (g->stop || g->abort) {
@@ -405,8 +540,12 @@ int subiter_yield(subiter_gen *g, const void *data, size_t len)
     unsigned char *frame;
     int r;
 
-    if (!in_iteration(g) || g->reserved != NULL || (data == NULL && len > 0)) {
-        return -EINVAL;
+    r = check_iteration(g, "subiter_yield");
+    if (r < 0) {
+        return r;
+    }
+    if (data == NULL && len > 0) {
+        return misuse(g, -EINVAL, "subiter_yield() of %zu bytes at NULL", len);
     }
     r = item_reserve(g, len, &frame);
     if (r != 0) {
@@ -427,8 +566,12 @@ int subiter_reserve(subiter_gen *g, size_t len, void **buf)
     if (buf != NULL) {
         *buf = NULL;
     }
-    if (!in_iteration(g) || g->reserved != NULL || buf == NULL) {
-        return -EINVAL;
+    r = check_iteration(g, "subiter_reserve");
+    if (r < 0) {
+        return r;
+    }
+    if (buf == NULL) {
+        return misuse(g, -EINVAL, "subiter_reserve() with a NULL buf");
     }
     r = item_reserve(g, len, &frame);
     if (r != 0) {
@@ -443,9 +586,20 @@ int subiter_reserve(subiter_gen *g, size_t len, void **buf)
 int subiter_commit(subiter_gen *g, size_t len)
 {
     unsigned char *frame;
+    int r = in_generator(g, "subiter_commit");
 
-    if (!in_iteration(g) || g->reserved == NULL || len > g->reserved_len) {
-        return -EINVAL;
+    if (r < 0) {
+        return r;
+    }
+    if (g->reserved == NULL) {
+        return misuse(g, -EINVAL,
+                      "subiter_commit() without an open subiter_reserve()");
+    }
+    if (len > g->reserved_len) {
+        return misuse(g, -EINVAL,
+                      "subiter_commit() of %zu bytes, but only %zu were "
+                      "reserved",
+                      len, g->reserved_len);
     }
     frame = g->reserved;
     g->reserved = NULL;

@@ -22,8 +22,13 @@ enum subiter__worker_exit {
     SUBITER__EXIT_MMAP = 121,      /* mapping the shared region failed */
     SUBITER__EXIT_ORPHAN = 122,    /* the parent died before we started */
     SUBITER__EXIT_CMD_RING = 123,  /* the command ring is corrupt */
-    SUBITER__EXIT_STATUS = 124     /* a status could not be sent */
+    SUBITER__EXIT_STATUS = 124,    /* a status could not be sent */
+    SUBITER__EXIT_EVENTFD = 125    /* the application closed our eventfd */
 };
+
+/* shm->worker_stage once the worker has mapped its region (any value
+ * below the exit statuses above). */
+#define SUBITER__STAGE_MAPPED 1u
 
 /* The worker's main: never returns. */
 SUBITER__HIDDEN _Noreturn void

@@ -320,6 +320,8 @@ START_TEST(test_items_max_size)
     void *page;
     subiter_opts o = tu_opts_grace(5000, TU_LONG_GRACE_MS);
     struct max_arg a;
+    subiter_errinfo ei = SUBITER_ERRINFO_INIT;
+    char want[64];
     subiter *it;
     subiter_item item;
     long i;
@@ -338,6 +340,17 @@ START_TEST(test_items_max_size)
         ck_assert_msg(r == 1, "item %ld: %d (%s)", i, r, subiter_errmsg(it));
         tu_expect_pattern(&item, a.max, (unsigned)i);
     }
+    /* It returned 0 after -EMSGSIZE: the item is lost, the iteration
+     * fails, and errmsg names both sizes. */
+    ck_assert_int_eq(subiter_next(it, &item), SUBITER_EITER);
+    snprintf(want, sizeof want, "item of %zu bytes", a.max + 1);
+    ck_assert_msg(strstr(subiter_errmsg(it), want) != NULL, "%s",
+                  subiter_errmsg(it));
+    snprintf(want, sizeof want, "at most %zu bytes", a.max);
+    ck_assert_msg(strstr(subiter_errmsg(it), want) != NULL, "%s",
+                  subiter_errmsg(it));
+    ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
+    ck_assert_int_eq(ei.errnum, EMSGSIZE);
     ck_assert_int_eq(subiter_next(it, &item), 0);
     ck_assert_int_eq(atomic_load(&a.sh[3]), 1);
     ck_assert_int_eq(atomic_load(&a.sh[0]), -EMSGSIZE);

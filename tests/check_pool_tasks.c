@@ -353,6 +353,50 @@ START_TEST(test_pool_tasks_after_init_gave_up)
 }
 END_TEST
 
+/* The task's worker died and the next two initializers die too: the slot
+ * may still be retried, so a task submitted then is not failed but runs
+ * on the third replacement; and with two slots of which one gave up, the
+ * other runs it. */
+START_TEST(test_pool_tasks_run_while_a_slot_may_retry)
+{
+    struct tu_snapshot snap;
+    subiter_opts wo = tu_opts_grace(0, PROMPT_GRACE_MS);
+    subiter_pool_opts po = tp_pool_opts(1, &wo);
+    static struct tp_results res;
+    struct tp_shared *sh;
+    subiter_pool *p;
+    unsigned long long a, b;
+    unsigned workers;
+    int r;
+
+    tu_snapshot(&snap);
+    sh = tp_shared_new();
+    wo.init = tp_init_gated;
+    po.max_retries = 0;
+    for (workers = 1; workers <= 2; workers++) {
+        memset(&res, 0, sizeof res);
+        po.workers = workers;
+        ck_assert_int_eq(subiter_pool_open(&p, tp_gen_job, sh, &po), 0);
+        a = tp_submit(p, 1, JOB_KILL, 0, 0);
+        ck_assert_int_eq(tp_drain(p, &res), 0);
+        ck_assert_int_eq(res.t[a].code, SUBITER_ECHILD);
+        /* One slot: two replacements die, the third runs the task. Two
+         * slots: the dead one gives up after three, the other runs it. */
+        atomic_store(&sh->deaths, workers == 1 ? 2 : 3);
+        b = tp_submit(p, 2, JOB_PLAIN, 0, 0);
+        ck_assert_int_eq(tp_drain(p, &res), 0);
+        tp_assert_task_ok(&res, b, 2);
+        atomic_store(&sh->deaths, 0);
+        /* A replacement may be dying in its initializer as the pool
+         * closes: close then reports it. */
+        r = subiter_pool_close(p);
+        ck_assert_msg(r == 0 || r == SUBITER_ECHILD, "close: %d", r);
+    }
+    tu_shared_free(sh, PAGE);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 /* ---- the bounded queue ---- */
 
 START_TEST(test_pool_tasks_queue_bounded_with_callbacks)
@@ -477,6 +521,7 @@ static Suite *pool_tasks_suite(void)
     tcase_add_test(tc, test_pool_tasks_always_dying);
     tcase_add_test(tc, test_pool_tasks_timeout);
     tcase_add_test(tc, test_pool_tasks_after_init_gave_up);
+    tcase_add_test(tc, test_pool_tasks_run_while_a_slot_may_retry);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("queue");
