@@ -72,6 +72,7 @@
 #include "wire.h"
 #include "proc.h"
 #include "wait.h"
+#include "evloop.h"
 #include "oom.h"
 #include "worker.h"
 #include "handle.h"
