@@ -148,10 +148,7 @@ static int timed_out(subiter *it)
     /* After STOP a generator that keeps yielding sends nothing (its items
      * are dropped in the worker): say what it failed to do instead. */
     if (it->stop_sent) {
-        snprintf(why, sizeof why,
-                 "did not return from its generator within %d ms of STOP "
-                 "(timeout_ms)",
-                 it->timeout_ms);
+        snprintf(why, sizeof why, SUBITER__STOP_SILENT, it->timeout_ms);
     } else {
         snprintf(why, sizeof why, "sent nothing for %d ms", it->timeout_ms);
     }
@@ -163,10 +160,7 @@ static int stop_overdue(subiter *it)
 {
     char why[128];
 
-    snprintf(why, sizeof why,
-             "did not return from its generator within grace_ms (%d ms) "
-             "of STOP",
-             it->grace_ms);
+    snprintf(why, sizeof why, SUBITER__STOP_OVERDUE, it->grace_ms);
     return make_dead(it, SUBITER_ETIMEDOUT, why);
 }
 

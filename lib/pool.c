@@ -120,10 +120,7 @@ static void silent(subiter_pool *p, unsigned i)
     /* A stopping generator's items are dropped: it may have yielded all
      * along, so say what it did not do. */
     if (w->st == SLOT_STOPPING) {
-        snprintf(why, sizeof why,
-                 "did not return from its generator within %d ms of STOP "
-                 "(timeout_ms)",
-                 p->timeout_ms);
+        snprintf(why, sizeof why, SUBITER__STOP_SILENT, p->timeout_ms);
     } else {
         snprintf(why, sizeof why, "sent nothing for %d ms", p->timeout_ms);
     }
@@ -140,10 +137,7 @@ static void stop_overdue(subiter_pool *p, unsigned i)
 {
     char why[128];
 
-    snprintf(why, sizeof why,
-             "did not return from its generator within grace_ms (%d ms) "
-             "of STOP",
-             p->wopts.grace_ms);
+    snprintf(why, sizeof why, SUBITER__STOP_OVERDUE, p->wopts.grace_ms);
     pool__lost(p, i, subiter__kill(p->w[i].h, SUBITER_ETIMEDOUT, why));
 }
 
