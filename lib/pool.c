@@ -627,6 +627,11 @@ static int next_shard(subiter_pool *p, subiter_pool_item *item,
 
 int subiter_pool_next(subiter_pool *p, subiter_pool_item *item)
 {
+    /* A blocking call: its wait counts from now, not from a timed
+     * next's -EAGAIN. */
+    if (p != NULL && !p->in_cb) {
+        p->polling = false;
+    }
     return pool__next(p, item, 0);
 }
 

@@ -265,6 +265,11 @@ static int next(subiter *it, subiter_item *item, bool wait, bool items_ok)
 
 int subiter_next(subiter *it, subiter_item *item)
 {
+    /* A blocking call (no timed next's deadline): its wait counts from
+     * now, not from a timed next's -EAGAIN. */
+    if (it != NULL && it->until == 0) {
+        it->wait_since = 0;
+    }
     return next(it, item, true, true);
 }
 
