@@ -139,7 +139,7 @@ static double cpu_seconds(void)
 START_TEST(test_evloop_epoll_handles_and_pool)
 {
     struct tu_snapshot snap;
-    subiter_opts o = tu_opts(0);
+    subiter_opts o = tu_opts_grace(0, TU_LONG_GRACE_MS);
     subiter_pool_opts po = SUBITER_POOL_OPTS_INIT;
     subiter *h[N_HANDLES];
     subiter_pool *p;
@@ -262,7 +262,7 @@ static int pool_task_via_fd(int ep, const subiter_opts *o, const struct job *j)
 START_TEST(test_evloop_death_wakes_fd)
 {
     struct tu_snapshot snap;
-    subiter_opts o = tu_opts(0);
+    subiter_opts o = tu_opts_grace(0, TU_LONG_GRACE_MS);
     struct job j = {DIE, 0, 0, 300};
     subiter_item item;
     subiter *it;
@@ -294,7 +294,7 @@ END_TEST
 START_TEST(test_evloop_no_busy_loop)
 {
     struct tu_snapshot snap;
-    subiter_opts o = tu_opts(0);
+    subiter_opts o = tu_opts_grace(0, TU_LONG_GRACE_MS);
     subiter_pool_opts po = SUBITER_POOL_OPTS_INIT;
     struct job j = {SEQ, 1, 7, 1500};
     subiter_pool_item pi;
@@ -363,7 +363,7 @@ END_TEST
 START_TEST(test_evloop_next_timeout)
 {
     struct tu_snapshot snap;
-    subiter_opts o = tu_opts(0);
+    subiter_opts o = tu_opts_grace(0, TU_LONG_GRACE_MS);
     subiter_item item;
     subiter *it;
     int64_t t0;
@@ -391,7 +391,7 @@ END_TEST
 START_TEST(test_evloop_inactivity_wakes_fd)
 {
     struct tu_snapshot snap;
-    subiter_opts o = tu_opts(300);
+    subiter_opts o = tu_opts_grace(300, TU_LONG_GRACE_MS);
     struct job j = {HANG, 0, 0, 0};
     subiter_item item;
     subiter *it;
