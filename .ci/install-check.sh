@@ -119,4 +119,9 @@ fails_with 2 ./loader --workers 0 2>/dev/null
 # The last task hangs: it times out, exit 1.
 fails_with 1 ./tasks --tasks 4 --no-kill --hang --timeout-ms 300
 
+# Two loaders and a task pool in one epoll loop; interrupted by its own
+# SIGINT, it finalizes cleanly: exit 130.
+./evloop --records 20000 --tasks 8
+fails_with 130 ./evloop --records 1000000 --tasks 64 --interrupt-ms 200
+
 echo "install check OK (examples: ${examples[*]})"

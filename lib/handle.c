@@ -156,9 +156,24 @@ int subiter__broke(subiter *it, const char *what)
 
 static int timed_out(subiter *it)
 {
-    char why[96];
+    char why[128];
 
-    snprintf(why, sizeof why, "sent nothing for %d ms", it->timeout_ms);
+    /* After STOP a generator that keeps yielding sends nothing (its items
+     * are dropped in the worker): say what it failed to do instead. */
+    if (it->stop_sent) {
+        snprintf(why, sizeof why, SUBITER__STOP_SILENT, it->timeout_ms);
+    } else {
+        snprintf(why, sizeof why, "sent nothing for %d ms", it->timeout_ms);
+    }
+    return make_dead(it, SUBITER_ETIMEDOUT, why);
+}
+
+/* subiter_stop()'s own bound passed: the generator ignores the stop. */
+static int stop_overdue(subiter *it)
+{
+    char why[128];
+
+    snprintf(why, sizeof why, SUBITER__STOP_OVERDUE, it->grace_ms);
     return make_dead(it, SUBITER_ETIMEDOUT, why);
 }
 
@@ -174,13 +189,23 @@ int subiter__read_status(subiter *it, struct subiter__status *st, uint32_t *len,
                          bool wait)
 {
     struct subiter__wait w = SUBITER__WAIT_INIT;
-    int64_t deadline = 0;
+    int64_t idle = 0, deadline, now;
     const unsigned char *frame;
     int r;
 
+    /* The inactivity bound counts from the first timed next that found
+     * nothing (wait_since), else from now; the call's own deadline and
+     * the stop's bound come on top. */
     if (it->timeout_ms > 0) {
-        deadline =
-            subiter__now_ns() + (int64_t)it->timeout_ms * SUBITER__NS_PER_MS;
+        idle = (it->wait_since != 0 ? it->wait_since : subiter__now_ns()) +
+               (int64_t)it->timeout_ms * SUBITER__NS_PER_MS;
+    }
+    deadline = idle;
+    if (it->until != 0 && (deadline == 0 || it->until < deadline)) {
+        deadline = it->until;
+    }
+    if (it->stop_until != 0 && (deadline == 0 || it->stop_until < deadline)) {
+        deadline = it->stop_until;
     }
     for (;;) {
         uint32_t pos = it->items.pos;
@@ -198,6 +223,7 @@ int subiter__read_status(subiter *it, struct subiter__status *st, uint32_t *len,
             return subiter__broke(it, "corrupt item ring");
         }
         if (r == 1) {
+            it->wait_since = 0;
             r = subiter__wire_status_decode(frame, *len, st);
             if (r == -EPROTO) {
                 return subiter__broke(it, "undecodable status");
@@ -208,11 +234,24 @@ int subiter__read_status(subiter *it, struct subiter__status *st, uint32_t *len,
             subiter__wake(it);
         }
         if (!wait) {
-            return it->exited ? worker_died(it) : -EAGAIN;
+            if (it->exited) {
+                return worker_died(it);
+            }
+            if (it->wait_since != 0 && idle != 0 && subiter__now_ns() >= idle) {
+                return timed_out(it);
+            }
+            return -EAGAIN;
         }
         r = subiter__parent_wait(it->reg.shm, &w, it->efd, &it->proc, deadline);
         if (r == -ETIMEDOUT) {
-            return timed_out(it);
+            now = subiter__now_ns();
+            if (idle != 0 && now >= idle) {
+                return timed_out(it);
+            }
+            if (it->stop_until != 0 && now >= it->stop_until) {
+                return stop_overdue(it);
+            }
+            return -EAGAIN; /* the caller's deadline */
         }
         /* Deliver what it published before it died, then report. */
         if (r == -ECHILD && !subiter__ring_pending(&it->items)) {
@@ -330,6 +369,10 @@ static subiter *new_handle(void)
         memset(it, 0, sizeof *it);
         subiter__proc_init(&it->proc);
         it->efd = -1;
+        it->ev.ep = -1;
+        it->ev.tfd = -1;
+        it->ev_efd = -1;
+        it->ev_pidfd = -1;
         it->reg.memfd = -1;
         subiter__set_state(it, ST_DEAD);
     }
@@ -401,6 +444,7 @@ void subiter__close_many(subiter **v, int *rc, size_t n)
             subiter__proc_kill(&it->proc);
         }
         rc[i] = end_code(it);
+        subiter__evfd_close(&it->ev);
         subiter__proc_close(&it->proc);
         subiter__shm_destroy(&it->reg);
         if (it->efd >= 0) {

@@ -46,4 +46,13 @@ SUBITER__HIDDEN void subiter__signal(subiter *it, int sig);
  * SIGTERM, one more, SIGKILL. rc[i] is what subiter_close() returns. */
 SUBITER__HIDDEN void subiter__close_many(subiter **v, int *rc, size_t n);
 
+/* Why a worker was killed in a stop, for the handle's and the pool's
+ * errmsg (%d: the bound in ms): it ignored the STOP for its grace_ms, or
+ * for its inactivity timeout_ms (then its items, dropped in the worker,
+ * may have kept coming: "sent nothing" would be untrue). */
+#define SUBITER__STOP_OVERDUE                                                  \
+    "did not return from its generator within grace_ms (%d ms) of STOP"
+#define SUBITER__STOP_SILENT                                                   \
+    "did not return from its generator within %d ms of STOP (timeout_ms)"
+
 #endif /* SUBITER_HANDLE_H */

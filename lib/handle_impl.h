@@ -1,6 +1,7 @@
-/* handle_impl.h: the handle's structure and the calls between its two
- * files, handle.c (the worker: start, talk, lose, end) and subiter.c (the
- * public calls). Nothing else includes it: the pool sees only handle.h. */
+/* handle_impl.h: the handle's structure and the calls between its
+ * files, handle.c (the worker: start, talk, lose, end), subiter.c (the
+ * public calls) and handle_evloop.c (its pollable fd and timed next).
+ * Nothing else includes it: the pool sees only handle.h. */
 #ifndef SUBITER_HANDLE_IMPL_H
 #define SUBITER_HANDLE_IMPL_H
 
@@ -34,6 +35,13 @@ struct subiter {
     bool ended_early; /* the worker died or was killed before close */
     bool exited;      /* a pool saw the pidfd: report the death once drained */
     bool stop_sent;   /* STOP_ITERATION is on its way for this iteration */
+    /* event loops (handle_evloop.c) */
+    struct subiter__evfd ev;
+    int ev_efd, ev_pidfd; /* what ev's epoll set watches */
+    bool parked;          /* armed after -EAGAIN: the worker rings efd */
+    int64_t wait_since;   /* timed nexts wait since then (0: none) */
+    int64_t until;        /* this call's deadline (0: none) */
+    int64_t stop_until;   /* subiter_stop()'s bound, grace_ms (0: none) */
     char errmsg[SUBITER__ERRMSG_MAX];
 };
 
@@ -61,4 +69,7 @@ SUBITER__HIDDEN int subiter__read_status(subiter *it,
 /* Send one command (and wake the worker). 0, or the ring's error. */
 SUBITER__HIDDEN int subiter__push_command(subiter *it, int cmd,
                                           const void *input, size_t len);
+/* A start: with a pollable fd out, make it readable once, so that the
+ * application calls the timed next (which parks the handle). */
+SUBITER__HIDDEN void subiter__evfd_started(subiter *it);
 #endif /* SUBITER_HANDLE_IMPL_H */

@@ -75,6 +75,7 @@
 #include "life.h"
 #include "proc.h"
 #include "wait.h"
+#include "evloop.h"
 #include "oom.h"
 #include "worker.h"
 #include "handle.h"

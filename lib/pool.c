@@ -117,13 +117,28 @@ static void silent(subiter_pool *p, unsigned i)
     char why[128];
     int code;
 
-    snprintf(why, sizeof why, "sent nothing for %d ms", p->timeout_ms);
+    /* A stopping generator's items are dropped: it may have yielded all
+     * along, so say what it did not do. */
+    if (w->st == SLOT_STOPPING) {
+        snprintf(why, sizeof why, SUBITER__STOP_SILENT, p->timeout_ms);
+    } else {
+        snprintf(why, sizeof why, "sent nothing for %d ms", p->timeout_ms);
+    }
     code = subiter__kill(w->h, SUBITER_ETIMEDOUT, why);
     if (w->st == SLOT_STARTING) {
         init_failed(p, i, code);
     } else {
         pool__lost(p, i, code);
     }
+}
+
+/* Slot i ignored its STOP for the worker's grace_ms: end and replace it. */
+static void stop_overdue(subiter_pool *p, unsigned i)
+{
+    char why[128];
+
+    snprintf(why, sizeof why, SUBITER__STOP_OVERDUE, p->wopts.grace_ms);
+    pool__lost(p, i, subiter__kill(p->w[i].h, SUBITER_ETIMEDOUT, why));
 }
 
 /* Deadlines into events: tasks past their time, silent workers, idle
@@ -136,6 +151,15 @@ static int64_t timers(subiter_pool *p)
     pool__task_timers(p, now, &next);
     for (i = 0; i < p->n; i++) {
         struct pool_slot *w = &p->w[i];
+
+        /* The stop's own bound: a generator that ignores STOP. */
+        if (w->st == SLOT_STOPPING && w->stop_deadline != 0) {
+            if (now >= w->stop_deadline) {
+                stop_overdue(p, i);
+                continue;
+            }
+            next = pool__earlier(next, w->stop_deadline);
+        }
 
         if (p->timeout_ms > 0 && awaited(p, i)) {
             int64_t since = w->last_ns > p->call_ns ? w->last_ns : p->call_ns;
@@ -289,17 +313,25 @@ int pool__run(subiter_pool *p, bool (*done)(const subiter_pool *),
 {
     unsigned spins = 0, turns = 0;
     int64_t next = 0;
+    bool past = false;
     int r;
 
     assert(!p->in_loop);
     assert(p->held == NULL);
     p->in_loop = true;
     pool__check(p);
-    p->call_ns = subiter__now_ns();
+    if (p->parked) {
+        pool__unpark(p);
+    }
+    /* Timed nexts that found nothing wait as one call. */
+    if (!p->polling) {
+        p->call_ns = subiter__now_ns();
+    }
     for (;; turns++) {
         /* (a) The clock and the deadlines on every 64th turn, and always
-         * before a sleep: while workers talk, they can wait. */
-        if (turns % 64 == 0 || spins >= SUBITER__SPIN_LIMIT) {
+         * before a sleep or once the call's deadline passed: while
+         * workers talk, they can wait. */
+        if (turns % 64 == 0 || spins >= SUBITER__SPIN_LIMIT || past) {
             next = timers(p);
         }
         r = read_all(p, items_ok); /* (b), (c) */
@@ -319,8 +351,14 @@ int pool__run(subiter_pool *p, bool (*done)(const subiter_pool *),
         if (r == 1 || done(p)) {
             break;
         }
-        if (deadline_ns != 0 && turns % 64 == 0 &&
-            subiter__now_ns() >= deadline_ns) {
+        if (deadline_ns != 0 && (past || turns % 64 == 0) &&
+            (past || subiter__now_ns() >= deadline_ns)) {
+            /* Parking: arm every worker that may write, then one more
+             * pass (the last look of wait.h) before leaving them armed. */
+            past = true;
+            if (p->park && pool__arm(p)) {
+                continue;
+            }
             r = -ETIMEDOUT;
             break;
         }
@@ -334,7 +372,11 @@ int pool__run(subiter_pool *p, bool (*done)(const subiter_pool *),
         pool__sleep(p, pool__earlier(next, deadline_ns));
         pool__disarm(p);
     }
-    pool__disarm(p);
+    p->parked = r == -ETIMEDOUT && p->park;
+    p->next_timer = next;
+    if (!p->parked) {
+        pool__disarm(p);
+    }
     pool__check(p);
     p->in_loop = false;
     return r;
@@ -382,6 +424,7 @@ int pool__enter(subiter_pool *p)
     }
     /* Every call that stops the shards runs the loop until they are. */
     assert(!p->in_loop && p->st != POOL_STOPPING);
+    pool__poke(p);
     return 0;
 }
 
@@ -493,6 +536,7 @@ int subiter_pool_open(subiter_pool **out, subiter_iter_fn fn, void *arg,
                       const subiter_pool_opts *opts)
 {
     subiter_pool *p;
+    unsigned i;
     int r;
 
     if (out == NULL) {
@@ -505,6 +549,8 @@ int subiter_pool_open(subiter_pool **out, subiter_iter_fn fn, void *arg,
     }
     memset(p, 0, sizeof *p);
     *out = p;
+    p->evfd.ep = -1;
+    p->evfd.tfd = -1;
     p->st = POOL_IDLE;
     p->rest = POOL_IDLE;
     r = read_pool_opts(p, opts);
@@ -526,6 +572,10 @@ int subiter_pool_open(subiter_pool **out, subiter_iter_fn fn, void *arg,
         return pool__fail(p, -ENOMEM, "out of memory");
     }
     memset(p->w, 0, p->n * sizeof *p->w);
+    for (i = 0; i < p->n; i++) {
+        p->w[i].ev_efd = -1;
+        p->w[i].ev_pidfd = -1;
+    }
     p->nstate[SLOT_EMPTY] = p->n;
     r = pool__fill(p, p->o.min_workers);
     if (r < 0) {
@@ -542,25 +592,33 @@ static void to_item(const subiter_pool *p, subiter_pool_item *item)
     item->len = p->ev.item.len;
     item->worker = p->ev.worker;
     item->task = p->ev.task != NULL ? p->ev.task->id : 0;
+    item->task_user = p->ev.task != NULL ? p->ev.task->user : NULL;
 }
 
 /* subiter_pool_next() in a sharded iteration. */
-static int next_shard(subiter_pool *p, subiter_pool_item *item)
+static int next_shard(subiter_pool *p, subiter_pool_item *item,
+                      int64_t deadline_ns)
 {
-    int r;
+    int r = 0;
 
     /* While items flow, one look is enough: no clock, no deadline. A
-     * rerun's initializer is looked at too, so that it joins at once. */
-    if (p->nstate[SLOT_STARTING] > 0) {
+     * rerun's initializer is looked at too, so that it joins at once.
+     * A parked pool is unparked by the loop first. */
+    if (p->nstate[SLOT_STARTING] > 0 && !p->parked) {
         read_starting(p);
     }
-    r = p->st == POOL_ITERATING ? pool__merge(p) : 0;
+    if (!p->parked) {
+        r = p->st == POOL_ITERATING ? pool__merge(p) : 0;
+    }
     if (r == 1 && p->followup) {
         follow_up(p);
         r = item_kept(p, r);
     }
     if (r == 0) {
-        r = pool__run(p, pool__iteration_over, 0, true);
+        r = pool__run(p, pool__iteration_over, deadline_ns, true);
+    }
+    if (r == -ETIMEDOUT) {
+        return -EAGAIN;
     }
     if (r == 1) {
         to_item(p, item);
@@ -572,6 +630,16 @@ static int next_shard(subiter_pool *p, subiter_pool_item *item)
 }
 
 int subiter_pool_next(subiter_pool *p, subiter_pool_item *item)
+{
+    /* A blocking call: its wait counts from now, not from a timed
+     * next's -EAGAIN. */
+    if (p != NULL && !p->in_cb) {
+        p->polling = false;
+    }
+    return pool__next(p, item, 0);
+}
+
+int pool__next(subiter_pool *p, subiter_pool_item *item, int64_t deadline_ns)
 {
     struct pool_task *t;
     int r;
@@ -588,7 +656,7 @@ int subiter_pool_next(subiter_pool *p, subiter_pool_item *item)
     }
     pool__settle(p);
     if (!pool__taking_tasks(p)) {
-        return next_shard(p, item);
+        return next_shard(p, item, deadline_ns);
     }
     if (p->next_id == 0) {
         return p->started ? 0
@@ -604,15 +672,19 @@ int subiter_pool_next(subiter_pool *p, subiter_pool_item *item)
             item->task = t->id;
             item->code = t->code;
             item->errmsg = t->errmsg != NULL ? t->errmsg : "";
+            item->task_user = t->user;
             return 1;
         }
         if (pool__no_task(p)) {
             return 0;
         }
-        r = pool__run(p, task_event, 0, true);
+        r = pool__run(p, task_event, deadline_ns, true);
         if (r == 1) {
             to_item(p, item);
             return 1;
+        }
+        if (r == -ETIMEDOUT) {
+            return -EAGAIN;
         }
         if (r < 0) {
             return r;
@@ -701,6 +773,7 @@ int subiter_pool_close(subiter_pool *p)
     subiter__free(p->w);
     subiter__free(p->pfd);
     subiter__free(p->pfd_worker);
+    subiter__evfd_close(&p->evfd);
     subiter__free(p);
     return r;
 }

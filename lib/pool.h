@@ -65,6 +65,9 @@ struct pool_task {
     struct pool_task *next;
     unsigned long long id;
     unsigned deaths; /* attempts whose worker died */
+    void *user;      /* subiter_task_opts.user */
+    int timeout_ms;  /* subiter_task_opts.timeout_ms; 0: the pool's */
+    bool cancelled;  /* subiter_pool_cancel(): it ends with ECANCELED */
     int code;        /* how it ended */
     char *errmsg;    /* why, when code != 0 */
     size_t len;
@@ -88,6 +91,9 @@ struct pool_slot {
     unsigned long long skip;      /* items of a rerun shard to drop */
     unsigned restarts;            /* reruns of its shard (failed ones too) */
     unsigned init_failures;
+    int64_t stop_deadline; /* STOPPING: the end of its grace_ms */
+    unsigned tasks_run;    /* by this worker, for max_tasks_per_worker */
+    int ev_efd, ev_pidfd;  /* what p->evfd's epoll set watches */
 };
 
 /* The item the loop found for the caller. */
@@ -134,6 +140,14 @@ struct subiter_pool {
     unsigned long long next_id;
     int64_t final_deadline;
     int final_grace_ms;
+
+    /* event loops (pool_evloop.c) */
+    struct subiter__evfd evfd;
+    bool park;          /* this call parks the pool when its time is up */
+    bool parked;        /* armed after -EAGAIN; unparked by the loop */
+    bool polling;       /* a timed next returned -EAGAIN: keep call_ns */
+    int64_t next_timer; /* the loop's next deadline when it parked */
+    struct pool_task *cb_task; /* the task of on_error, while it runs */
 
     int init_code; /* why the last worker failed to start */
     int64_t call_ns;
@@ -255,6 +269,21 @@ SUBITER__HIDDEN void pool__task_timers(subiter_pool *p, int64_t now,
 SUBITER__HIDDEN void pool__fresh_chance(subiter_pool *p);
 SUBITER__HIDDEN bool pool__no_task(const subiter_pool *p);
 SUBITER__HIDDEN bool pool__room_or_stuck(const subiter_pool *p);
+
+/* ---- pool_evloop.c ---- */
+
+/* The next item, task end or end, as subiter_pool_next() returns it, with
+ * a deadline (0: none): -EAGAIN when it passed. In pool.c. */
+SUBITER__HIDDEN int pool__next(subiter_pool *p, subiter_pool_item *item,
+                               int64_t deadline_ns);
+/* In the loop: undo the last park (disarm, empty what rang, turn exits
+ * into events). */
+SUBITER__HIDDEN void pool__unpark(subiter_pool *p);
+/* A call changed the pool: make its fd readable, so that the application
+ * calls the timed next (which parks it again). */
+SUBITER__HIDDEN void pool__poke(subiter_pool *p);
+/* Slot i's worker leaves it: its fds leave the epoll set. */
+SUBITER__HIDDEN void pool__ev_forget(subiter_pool *p, unsigned i);
 
 /* ---- pool_wait.c ---- */
 

@@ -48,6 +48,11 @@ void pool__slot_set(subiter_pool *p, unsigned i, enum slot_state to)
     if (to == SLOT_IDLE) {
         w->idle_since = subiter__now_ns();
     }
+    /* A stop is bounded by the worker's grace_ms (pool.c's timers). */
+    w->stop_deadline =
+        to == SLOT_STOPPING
+            ? subiter__now_ns() + p->wopts.grace_ms * SUBITER__NS_PER_MS
+            : 0;
 }
 
 /* The legal moves of the pool, top to bottom. */
@@ -86,8 +91,10 @@ void pool__check(const subiter_pool *p)
 
         c[w->st]++;
         assert((w->st == SLOT_EMPTY) == (w->h == NULL));
-        assert(w->st != SLOT_STOPPING || p->st == POOL_STOPPING);
-        assert(w->task == NULL || w->st == SLOT_BUSY);
+        /* Tasks stop one by one: a cancelled one. */
+        assert(w->st != SLOT_STOPPING || p->st == POOL_STOPPING ||
+               (w->task != NULL && w->task->cancelled));
+        assert(w->task == NULL || w->st == SLOT_BUSY || w->st == SLOT_STOPPING);
         running += w->task != NULL ? 1 : 0;
         held_found |= w->h != NULL && w->h == p->held;
     }
@@ -122,6 +129,7 @@ subiter *pool__detach(subiter_pool *p, unsigned i)
     if (p->held == h) {
         p->held = NULL;
     }
+    pool__ev_forget(p, i);
     if (w->paused_at != 0) {
         subiter__signal(h, SIGCONT);
     }
@@ -165,6 +173,7 @@ int pool__spawn(subiter_pool *p, unsigned i)
     }
     pool__slot_set(p, i, SLOT_STARTING);
     w->task = NULL;
+    w->tasks_run = 0;
     w->last_ns = subiter__now_ns();
     w->paused_at = 0;
     w->blocked = false;

@@ -132,8 +132,10 @@ static void end_task(subiter_pool *p, struct pool_task *t, int code,
         pool__task_free(t);
     } else if (pool__callbacks(p) && p->o.on_error != NULL) {
         p->in_cb = true;
+        p->cb_task = t; /* for subiter_pool_task_user() */
         p->o.on_error(p, t->id, t->code, t->errmsg != NULL ? t->errmsg : "",
                       p->o.user);
+        p->cb_task = NULL;
         p->in_cb = false;
         pool__task_free(t);
     } else {
@@ -170,10 +172,18 @@ int pool__task_read(subiter_pool *p, unsigned i, int r)
     }
     t = take_task(p, i);
     pool__slot_set(p, i, SLOT_IDLE);
-    if (r == 0) {
+    if (t->cancelled) {
+        end_task(p, t, SUBITER_ECANCELED, "task %llu: cancelled", t->id);
+    } else if (r == 0) {
         end_task(p, t, 0, "%s", "");
     } else {
         end_task(p, t, r, "task %llu: %s", t->id, subiter_errmsg(w->h));
+    }
+    /* Recycling: it exits cleanly; dispatch forks a fresh one when a
+     * task needs it. */
+    if (p->o.max_tasks_per_worker > 0 &&
+        ++w->tasks_run >= p->o.max_tasks_per_worker) {
+        pool__close_slot(p, i);
     }
     return 0;
 }
@@ -183,8 +193,12 @@ void pool__task_lost(subiter_pool *p, unsigned i, int code)
     struct pool_task *t = take_task(p, i);
     const char *why = subiter_errmsg(p->w[i].h);
 
-    if (code == SUBITER_ECHILD && t->deaths < p->o.max_retries &&
-        p->rest != POOL_FINALIZING) {
+    if (t->cancelled) {
+        end_task(p, t, SUBITER_ECANCELED,
+                 "task %llu: cancelled; its worker was ended and replaced: %s",
+                 t->id, why);
+    } else if (code == SUBITER_ECHILD && t->deaths < p->o.max_retries &&
+               p->rest != POOL_FINALIZING) {
         t->deaths++;
         p->stats.retried++;
         /* At the front: it was first in line once already. */
@@ -260,6 +274,12 @@ static void fail_workerless(subiter_pool *p)
     }
 }
 
+/* A task's wall-time limit in ms: its own, else the pool's (<= 0: none). */
+static int task_limit(const subiter_pool *p, const struct pool_task *t)
+{
+    return t->timeout_ms > 0 ? t->timeout_ms : p->o.task_timeout_ms;
+}
+
 void pool__dispatch(subiter_pool *p)
 {
     unsigned i, idle;
@@ -287,8 +307,8 @@ void pool__dispatch(subiter_pool *p)
         w->task = t;
         w->last_ns = subiter__now_ns();
         w->task_deadline =
-            p->o.task_timeout_ms > 0
-                ? w->last_ns + p->o.task_timeout_ms * SUBITER__NS_PER_MS
+            task_limit(p, t) > 0
+                ? w->last_ns + task_limit(p, t) * SUBITER__NS_PER_MS
                 : 0;
     }
     /* Fork workers for the rest while fewer than `workers` run. */
@@ -353,7 +373,7 @@ void pool__task_timers(subiter_pool *p, int64_t now, int64_t *next)
         }
         if (now >= w->task_deadline) {
             snprintf(why, sizeof why, "ran task %llu past its %d ms limit",
-                     w->task->id, p->o.task_timeout_ms);
+                     w->task->id, task_limit(p, w->task));
             pool__task_lost(p, i, subiter__kill(w->h, SUBITER_ETIMEDOUT, why));
             continue;
         }
@@ -386,7 +406,7 @@ static bool stuck(const subiter_pool *p)
         const struct pool_slot *w = &p->w[i];
 
         if (w->st == SLOT_STARTING || w->st == SLOT_IDLE ||
-            (w->st == SLOT_BUSY && !w->blocked) ||
+            w->st == SLOT_STOPPING || (w->st == SLOT_BUSY && !w->blocked) ||
             (w->st == SLOT_EMPTY && !given_up(w))) {
             return false;
         }
@@ -404,6 +424,13 @@ bool pool__room_or_stuck(const subiter_pool *p)
 int subiter_pool_submit(subiter_pool *p, const void *input, size_t len,
                         int flags, unsigned long long *task)
 {
+    return subiter_pool_submit_ex(p, input, len, flags, NULL, task);
+}
+
+int subiter_pool_submit_ex(subiter_pool *p, const void *input, size_t len,
+                           int flags, const subiter_task_opts *topts,
+                           unsigned long long *task)
+{
     struct pool_task *t;
     int r;
 
@@ -415,6 +442,13 @@ int subiter_pool_submit(subiter_pool *p, const void *input, size_t len,
     }
     if ((r = pool__enter(p)) < 0) {
         return r;
+    }
+    if (topts != NULL &&
+        (subiter__opts_size(topts, topts->size, sizeof *topts) < 0 ||
+         topts->timeout_ms < 0)) {
+        return pool__fail(p, -EINVAL,
+                          "invalid task options (size %zu, timeout_ms %d)",
+                          topts->size, topts->timeout_ms);
     }
     if (p->rest == POOL_FINALIZING) {
         return pool__fail(p, -ESHUTDOWN, "the pool is being finalized");
@@ -448,12 +482,117 @@ int subiter_pool_submit(subiter_pool *p, const void *input, size_t len,
     if (t == NULL) {
         return pool__fail(p, -ENOMEM, "out of memory");
     }
+    if (topts != NULL) {
+        t->user = topts->user;
+        t->timeout_ms = topts->timeout_ms;
+    }
     if (task != NULL) {
         *task = t->id;
     }
     pool__fresh_chance(p);
     pool__dispatch(p);
     return 0;
+}
+
+/* Take task `id` out of the queue: NULL when it is not there. */
+static struct pool_task *unqueue(subiter_pool *p, unsigned long long id)
+{
+    struct pool_task *t, *prev = NULL;
+
+    for (t = p->qhead; t != NULL; prev = t, t = t->next) {
+        if (t->id != id) {
+            continue;
+        }
+        if (prev != NULL) {
+            prev->next = t->next;
+        } else {
+            p->qhead = t->next;
+        }
+        if (p->qtail == t) {
+            p->qtail = prev;
+        }
+        t->next = NULL;
+        p->queued--;
+        return t;
+    }
+    return NULL;
+}
+
+int subiter_pool_cancel(subiter_pool *p, unsigned long long task)
+{
+    struct pool_task *t;
+    unsigned i;
+    int r = pool__enter(p);
+
+    if (r < 0) {
+        return r;
+    }
+    pool__settle(p);
+    t = unqueue(p, task);
+    if (t != NULL) {
+        end_task(p, t, SUBITER_ECANCELED, "task %llu: cancelled while queued",
+                 t->id);
+        return 0;
+    }
+    for (i = 0; i < p->n; i++) {
+        struct pool_slot *w = &p->w[i];
+
+        if (w->task == NULL || w->task->id != task) {
+            continue;
+        }
+        if (w->st == SLOT_BUSY) {
+            /* STOP; its items are dropped from now on, and pool.c's
+             * timers end the worker if it ignores the stop for grace_ms. */
+            w->task->cancelled = true;
+            pool__slot_set(p, i, SLOT_STOPPING);
+            if (subiter__send_stop(w->h) < 0) {
+                pool__task_lost(p, i, SUBITER_EPROTO);
+            }
+        }
+        return 0;
+    }
+    return pool__fail(p, -ENOENT, "no task %llu is queued or running", task);
+}
+
+/* A live task of the pool by id: NULL if none. */
+static struct pool_task *find_live(const subiter_pool *p, unsigned long long id)
+{
+    struct pool_task *t;
+    unsigned i;
+
+    for (i = 0; i < p->n; i++) {
+        if (p->w[i].task != NULL && p->w[i].task->id == id) {
+            return p->w[i].task;
+        }
+    }
+    for (t = p->qhead; t != NULL; t = t->next) {
+        if (t->id == id) {
+            return t;
+        }
+    }
+    for (t = p->ehead; t != NULL; t = t->next) {
+        if (t->id == id) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
+void *subiter_pool_task_user(const subiter_pool *p, unsigned long long task)
+{
+    const struct pool_task *t = NULL;
+
+    if (p == NULL || p->w == NULL || task == 0) {
+        return NULL;
+    }
+    if (p->cb_task != NULL && p->cb_task->id == task) {
+        t = p->cb_task;
+    } else if (p->delivered != NULL && p->delivered->id == task) {
+        t = p->delivered;
+    } else {
+        t = find_live(p, task);
+    }
+    return t != NULL ? t->user : NULL;
 }
 
 int subiter_pool_wait(subiter_pool *p, int timeout_ms)

@@ -101,6 +101,7 @@ int subiter_start(subiter *it, const void *input, size_t len)
         return subiter__broke(it, "command ring full");
     }
     subiter__set_state(it, ST_ITERATING);
+    subiter__evfd_started(it);
     it->stop_sent = false;
     it->started = true;
     it->items_iter = 0;
@@ -264,6 +265,11 @@ static int next(subiter *it, subiter_item *item, bool wait, bool items_ok)
 
 int subiter_next(subiter *it, subiter_item *item)
 {
+    /* A blocking call (no timed next's deadline): its wait counts from
+     * now, not from a timed next's -EAGAIN. */
+    if (it != NULL && it->until == 0) {
+        it->wait_since = 0;
+    }
     return next(it, item, true, true);
 }
 
@@ -288,11 +294,16 @@ int subiter_stop(subiter *it)
         return subiter__broke(it, "command ring full");
     }
     it->stop_sent = true;
+    /* Its own bound: a generator that ignores the stop and keeps
+     * computing is ended after the worker's grace_ms. */
+    it->stop_until =
+        subiter__now_ns() + (int64_t)it->grace_ms * SUBITER__NS_PER_MS;
     while ((r = next_item(it, &st, &len, true, true)) == 1) {
         subiter__status_free(&st);
         subiter__ring_release(&it->items, len);
         it->need_wake = true;
     }
+    it->stop_until = 0;
     if (r < 0 && r != SUBITER_EITER) {
         return r;
     }
