@@ -34,6 +34,7 @@ struct subiter {
     bool ended_early; /* the worker died or was killed before close */
     bool exited;      /* a pool saw the pidfd: report the death once drained */
     bool stop_sent;   /* STOP_ITERATION is on its way for this iteration */
+    struct subiter__start_args start_x; /* what the next START carries */
     char errmsg[SUBITER__ERRMSG_MAX];
 };
 

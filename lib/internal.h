@@ -73,6 +73,8 @@
 #include "proc.h"
 #include "wait.h"
 #include "oom.h"
+#include "rank.h"
+#include "checkpoint.h"
 #include "worker.h"
 #include "handle.h"
 
