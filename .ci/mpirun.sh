@@ -4,7 +4,9 @@
 #   - two ranks under Open MPI's mpirun (tests/check-mpirun.sh) cover a
 #     dataset exactly once, with a checkpoint and a resume on the way;
 #   - the same program as two srun ranks and two torchrun ranks, with only
-#     their variables set, does the same.
+#     their variables set, does the same;
+#   - the loader example under mpirun: each rank reads and checks its half
+#     of the shards, with --resume.
 # Needs openmpi-bin (the CI's dependency step installs it). Exit 0 or 1.
 
 set -u
@@ -39,4 +41,21 @@ launcher() {
 }
 launcher srun SLURM_PROCID SLURM_NTASKS
 launcher torchrun RANK WORLD_SIZE
+
+# The loader: one run makes the dataset, then two ranks read it.
+make -j2 examples/loader/loader >/dev/null || exit 1
+dir=$(mktemp -d) || exit 1
+set -- --dir "$dir/data" --records 40000 --item-bytes 128 --workers 2
+if ./examples/loader/loader "$@" >"$dir/make.txt" 2>&1 &&
+    mpirun --allow-run-as-root --oversubscribe -np 2 ./examples/loader/loader \
+        "$@" --resume "$dir/ck" >"$dir/ranks.txt" 2>&1 &&
+    test "$(grep -c '^shards:      4 of 4 complete' "$dir/ranks.txt")" = 2 &&
+    test "$(grep -c '^records:     20000 of 20000 ' "$dir/ranks.txt")" = 2; then
+    echo "PASS: loader under mpirun: 2 ranks, 4 shards each, all checked"
+else
+    echo "FAIL: loader under mpirun:"
+    cat "$dir/make.txt" "$dir/ranks.txt"
+    rc=1
+fi
+rm -rf "$dir"
 exit $rc
