@@ -269,6 +269,19 @@ START_TEST(test_resume_checkpoint_misuse)
     ck_assert_uint_eq(cklen, need);
     ck_assert_int_eq(subiter_pool_checkpoint(p, ck, need, &cklen), 0);
     ck_assert_uint_eq(cklen, need);
+    /* Out of memory: the checkpoint's counts, then the decoder's. */
+    (void)subiter__alloc_fail_at(1);
+    ck_assert_int_eq(subiter_pool_checkpoint(p, ck, sizeof ck, &cklen),
+                     -ENOMEM);
+    (void)subiter__alloc_fail_at(0);
+    ck_assert_int_eq(subiter_pool_checkpoint(p, ck, need, &cklen), 0);
+    ck_assert_int_eq(subiter_pool_stop(p), 0);
+    (void)subiter__alloc_fail_at(1);
+    ck_assert_int_eq(subiter_pool_start_from(p, &in, sizeof in, ck, cklen),
+                     -ENOMEM);
+    (void)subiter__alloc_fail_at(0);
+    tp_assert_errmsg_has(p, "out of memory");
+    ck_assert_int_eq(subiter_pool_start_from(p, &in, sizeof in, ck, cklen), 0);
     /* Not while the iteration runs. */
     ck_assert_int_eq(subiter_pool_start_from(p, &in, sizeof in, ck, cklen),
                      -EINVAL);
