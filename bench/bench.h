@@ -162,6 +162,7 @@ void bench_parent_death(struct bench *b);
 void bench_pinned(struct bench *b, struct results *rs, struct figures *f);
 void bench_pool_cpu(struct bench *b, struct pool_figures *f);
 void bench_pool_merge(struct bench *b, struct pool_figures *f);
+void bench_resume(struct bench *b);
 void print_ratios(struct bench *b, const struct results *rs,
                   const struct figures *f);
 

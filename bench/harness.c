@@ -36,7 +36,8 @@ static void usage(FILE *f)
           "  --pin          only the pinned/unpinned comparison\n"
           "  (e.g. --filter=bench=death,bench=parent_death: the death "
           "delays;\n"
-          "  --filter=bench=pool_cpu,bench=pool_merge: the pools)\n"
+          "  --filter=bench=pool_cpu,bench=pool_merge: the pools;\n"
+          "  --filter=bench=resume: a resumed run against a fresh one)\n"
           "Output: one key=value line per measurement on stdout.\n",
           f);
 }

@@ -147,6 +147,7 @@ int main(int argc, char **argv)
     bench_pinned(&b, &rs, &f);
     bench_pool_cpu(&b, &f.pool);
     bench_pool_merge(&b, &f.pool);
+    bench_resume(&b);
     print_ratios(&b, &rs, &f);
 
     out(&b, "bench=done seconds=%.1f measurements=%d sink=%" PRIu64,

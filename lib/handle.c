@@ -262,7 +262,10 @@ int subiter__read_status(subiter *it, struct subiter__status *st, uint32_t *len,
 
 int subiter__push_command(subiter *it, int cmd, const void *input, size_t len)
 {
-    size_t n = subiter__wire_command_size(cmd, it->seq, len);
+    const struct subiter__start_args *x =
+        cmd == SUBITER__CMD_START ? &it->start_x : NULL;
+    size_t n = x != NULL ? subiter__wire_start_size(it->seq, len, x)
+                         : subiter__wire_command_size(cmd, it->seq, len);
     void *frame;
     int r;
 
@@ -273,7 +276,11 @@ int subiter__push_command(subiter *it, int cmd, const void *input, size_t len)
          * reading commands or corrupted the index. */
         return r;
     }
-    subiter__wire_command_pack(cmd, it->seq, input, len, frame);
+    if (x != NULL) {
+        subiter__wire_start_pack(it->seq, input, len, x, frame);
+    } else {
+        subiter__wire_command_pack(cmd, it->seq, input, len, frame);
+    }
     subiter__ring_commit(&it->cmd, (uint32_t)n);
     subiter__wake(it);
     return 0;
@@ -318,7 +325,7 @@ static int read_opts(subiter_opts *o, const subiter_opts *user)
 }
 
 static int spawn(subiter *it, const subiter_opts *o, subiter_iter_fn fn,
-                 void *arg, unsigned worker_id, unsigned num_workers)
+                 void *arg, const struct subiter__ident *id)
 {
     struct subiter__child_args a;
     pid_t pid;
@@ -344,8 +351,7 @@ static int spawn(subiter *it, const subiter_opts *o, subiter_iter_fn fn,
     a.init = o->init;
     a.fn = fn;
     a.arg = arg;
-    a.worker_id = worker_id;
-    a.num_workers = num_workers;
+    a.id = *id;
     subiter__oom_begin(&it->oom);
     pid = fork();
     if (pid == 0) {
@@ -457,9 +463,10 @@ void subiter__close_many(subiter **v, int *rc, size_t n)
 /* ---- what a pool builds on ---- */
 
 int subiter__open_async(subiter **out, subiter_iter_fn fn, void *arg,
-                        const subiter_opts *opts, unsigned worker_id,
-                        unsigned num_workers)
+                        const subiter_opts *opts,
+                        const struct subiter__ident *id)
 {
+    struct subiter__ident lone = {0, 1, 0, 1, 0, 0};
     subiter_opts o;
     subiter *it;
     int r;
@@ -483,7 +490,11 @@ int subiter__open_async(subiter **out, subiter_iter_fn fn, void *arg,
     }
     it->timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 0;
     it->grace_ms = o.grace_ms;
-    return spawn(it, &o, fn, arg, worker_id, num_workers);
+    if (id == NULL) {
+        lone.seed = subiter__draw_seed();
+        id = &lone;
+    }
+    return spawn(it, &o, fn, arg, id);
 }
 
 void subiter__give_back(subiter *it, bool wake)

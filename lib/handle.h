@@ -5,11 +5,16 @@
 #define SUBITER_HANDLE_H
 
 /* Fork a worker without waiting for its initializer (*out is set whenever
- * memory allowed; close it with subiter__close_many()). */
+ * memory allowed; close it with subiter__close_many()). id: the worker's
+ * identity, copied; NULL for a lone worker (shard 0 of 1, a drawn seed). */
 SUBITER__HIDDEN int subiter__open_async(subiter **out, subiter_iter_fn fn,
                                         void *arg, const subiter_opts *opts,
-                                        unsigned worker_id,
-                                        unsigned num_workers);
+                                        const struct subiter__ident *id);
+/* subiter_start() with the START's arguments (NULL: skip nothing, the
+ * handle's own count of iterations). */
+SUBITER__HIDDEN int subiter__start_ex(subiter *it, const void *input,
+                                      size_t len,
+                                      const struct subiter__start_args *x);
 /* Look for the initializer's verdict: 1 ready, 0 not yet, or the error
  * subiter_open() would return. */
 SUBITER__HIDDEN int subiter__init_step(subiter *it);

@@ -42,6 +42,7 @@ struct subiter {
     int64_t wait_since;   /* timed nexts wait since then (0: none) */
     int64_t until;        /* this call's deadline (0: none) */
     int64_t stop_until;   /* subiter_stop()'s bound, grace_ms (0: none) */
+    struct subiter__start_args start_x; /* what the next START carries */
     char errmsg[SUBITER__ERRMSG_MAX];
 };
 

@@ -77,6 +77,8 @@
 #include "wait.h"
 #include "evloop.h"
 #include "oom.h"
+#include "rank.h"
+#include "checkpoint.h"
 #include "worker.h"
 #include "handle.h"
 

@@ -227,11 +227,10 @@ int pool__read_slot(subiter_pool *p, unsigned i, bool items_ok)
         if (p->timeout_ms > 0) {
             w->last_ns = subiter__now_ns();
         }
-        if (r != 1 || (!stopping && w->skip == 0)) {
+        if (r != 1 || !stopping) {
             break;
         }
         /* Dropped: the next read gives its record back. */
-        w->skip -= stopping ? 0 : 1;
     }
     if (pool__taking_tasks(p)) {
         return pool__task_read(p, i, r);
@@ -460,6 +459,16 @@ static int read_pool_opts(subiter_pool *p, const subiter_pool_opts *user)
         p->wopts.size = sizeof p->wopts;
         p->o.worker = NULL;
     }
+    if (p->o.world_size == 0 &&
+        subiter_env_rank(&p->o.rank, &p->o.world_size) < 0) {
+        return pool__fail(p, -EINVAL,
+                          "opts.world_size 0: the launcher's rank or size "
+                          "in the environment is not a number, or rank >= "
+                          "size (see subiter_env_rank())");
+    }
+    if (p->o.seed == 0) {
+        p->o.seed = subiter__draw_seed();
+    }
     if (p->o.workers == 0) {
         cpus = sysconf(_SC_NPROCESSORS_ONLN);
         p->o.workers = cpus > 0 ? (unsigned)cpus : 1;
@@ -555,7 +564,8 @@ int subiter_pool_open(subiter_pool **out, subiter_iter_fn fn, void *arg,
     p->rest = POOL_IDLE;
     r = read_pool_opts(p, opts);
     if (r < 0) {
-        return pool__fail(p, r, "invalid pool options");
+        return p->errmsg[0] != '\0' ? r
+                                    : pool__fail(p, r, "invalid pool options");
     }
     if (fn == NULL) {
         return pool__fail(p, -EINVAL, "no generator given");
@@ -704,6 +714,7 @@ int subiter_pool_get_stats(const subiter_pool *p, subiter_pool_stats *out)
     s.workers = p->w != NULL ? p->n - p->nstate[SLOT_EMPTY] : 0;
     s.busy = p->w != NULL ? p->nstate[SLOT_BUSY] : 0;
     s.queued = p->queued;
+    s.seed = p->o.seed;
     memcpy(out, &s, sizeof s);
     return 0;
 }

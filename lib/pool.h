@@ -88,7 +88,6 @@ struct pool_slot {
     bool respawn;                 /* EMPTY: fork a replacement (follow-up) */
     bool rerun;                   /* its replacement reruns the shard */
     unsigned long long delivered; /* items of its shard delivered */
-    unsigned long long skip;      /* items of a rerun shard to drop */
     unsigned restarts;            /* reruns of its shard (failed ones too) */
     unsigned init_failures;
     int64_t stop_deadline; /* STOPPING: the end of its grace_ms */
@@ -128,6 +127,7 @@ struct subiter_pool {
     /* sharded iteration */
     bool started; /* one was started: next() returns 0 after it */
     unsigned turn;
+    uint64_t iteration; /* the last one started, 0-based (subiter_seed()) */
     unsigned char input[SUBITER_INPUT_MAX];
     size_t input_len;
 
@@ -245,7 +245,8 @@ SUBITER__HIDDEN void pool__rerun_failed(subiter_pool *p, unsigned i, int code);
 SUBITER__HIDDEN void pool__stop_shards(subiter_pool *p, int code);
 /* Follow-up: start reruns, end the stop or the iteration. */
 SUBITER__HIDDEN void pool__shards_follow_up(subiter_pool *p);
-/* Start the iteration on every slot (all IDLE). 0, or the failure. */
+/* Start the iteration on every slot (all IDLE), each skipping the
+ * delivered count already in its slot. 0, or the failure. */
 SUBITER__HIDDEN int pool__start_shards(subiter_pool *p);
 
 /* ---- pool_tasks.c ---- */

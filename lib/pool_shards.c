@@ -24,22 +24,27 @@ static unsigned shards(const subiter_pool *p)
     return p->o.world_size * p->n;
 }
 
+/* START slot i's shard, skipping what it delivered. */
+static int start_shard(subiter_pool *p, unsigned i)
+{
+    struct subiter__start_args x = {p->w[i].delivered, p->iteration};
+
+    return subiter__start_ex(p->w[i].h, p->input, p->input_len, &x);
+}
+
 int pool__start_shards(subiter_pool *p)
 {
     unsigned i;
     int r;
 
     pool__set(p, POOL_ITERATING);
-    p->turn = 0;
     for (i = 0; i < p->n; i++) {
         struct pool_slot *w = &p->w[i];
 
-        w->delivered = 0;
-        w->skip = 0;
         w->restarts = 0;
         w->rerun = false;
         w->blocked = false;
-        r = subiter_start(w->h, p->input, p->input_len);
+        r = start_shard(p, i);
         if (r < 0) {
             pool__shard_failed(p, i, r);
             return r;
@@ -221,14 +226,14 @@ static void start_rerun(subiter_pool *p, unsigned i)
     struct pool_slot *w = &p->w[i];
     int r;
 
-    r = subiter_start(w->h, p->input, p->input_len);
+    /* The worker drops what was delivered before it reaches the ring. */
+    r = start_shard(p, i);
     if (r < 0) {
         pool__rerun_failed(p, i, r);
         return;
     }
     w->rerun = false;
     pool__slot_set(p, i, SLOT_BUSY);
-    w->skip = w->delivered;
     w->blocked = false;
     w->last_ns = subiter__now_ns();
 }
@@ -240,7 +245,6 @@ static void rest(subiter_pool *p)
 
     for (i = 0; i < p->n; i++) {
         p->w[i].rerun = false;
-        p->w[i].skip = 0;
         if (p->w[i].st == SLOT_ENDED) {
             pool__slot_set(p, i, SLOT_IDLE);
         }
@@ -281,13 +285,40 @@ static int finish_stop(subiter_pool *p)
     return r;
 }
 
-int subiter_pool_start(subiter_pool *p, const void *input, size_t len)
+/* Is the checkpoint of this pool's configuration? 0, or -EINVAL with an
+ * errmsg naming the first field that differs. */
+static int same_config(subiter_pool *p, const struct subiter__ckpt *c)
 {
-    int r = pool__enter(p);
+    static const char *const order[] = {"ordered", "unordered"};
 
-    if (r < 0) {
-        return r;
+    if (c->order != p->o.order) {
+        return pool__fail(p, -EINVAL, "checkpoint: order %s, the pool's is %s",
+                          c->order == SUBITER_POOL_UNORDERED ? order[1]
+                          : c->order == SUBITER_POOL_ORDERED ? order[0]
+                                                             : "unknown",
+                          p->o.order == SUBITER_POOL_UNORDERED ? order[1]
+                                                               : order[0]);
     }
+    if (c->workers != p->n) {
+        return pool__fail(p, -EINVAL, "checkpoint: %u workers, the pool has %u",
+                          c->workers, p->n);
+    }
+    if (c->world_size != p->o.world_size || c->rank != p->o.rank) {
+        return pool__fail(p, -EINVAL,
+                          "checkpoint: rank %u of world size %u, the pool "
+                          "is rank %u of %u",
+                          c->rank, c->world_size, p->o.rank, p->o.world_size);
+    }
+    return 0;
+}
+
+/* subiter_pool_start() and subiter_pool_start_from() (c != NULL). */
+static int start(subiter_pool *p, const void *input, size_t len,
+                 const struct subiter__ckpt *c)
+{
+    unsigned i;
+    int r;
+
     pool__settle(p);
     if (!pool__taking_tasks(p)) {
         return pool__fail(p, -EINVAL, "an iteration is running");
@@ -299,6 +330,9 @@ int subiter_pool_start(subiter_pool *p, const void *input, size_t len)
     if (r < 0) {
         return r;
     }
+    if (c != NULL && (r = same_config(p, c)) < 0) {
+        return r;
+    }
     r = pool__fill(p, p->n);
     if (r < 0) {
         return r;
@@ -307,6 +341,11 @@ int subiter_pool_start(subiter_pool *p, const void *input, size_t len)
         memcpy(p->input, input, len);
     }
     p->input_len = len;
+    for (i = 0; i < p->n; i++) {
+        p->w[i].delivered = c != NULL ? c->delivered[i] : 0;
+    }
+    p->turn = c != NULL ? c->turn : 0;
+    p->iteration = c != NULL ? c->iteration : p->started ? p->iteration + 1 : 0;
     r = pool__start_shards(p);
     if (r < 0) {
         /* Only a dead worker refuses: end what was started. */
@@ -314,6 +353,73 @@ int subiter_pool_start(subiter_pool *p, const void *input, size_t len)
     }
     p->started = true;
     p->errmsg[0] = '\0';
+    return 0;
+}
+
+int subiter_pool_start(subiter_pool *p, const void *input, size_t len)
+{
+    int r = pool__enter(p);
+
+    return r < 0 ? r : start(p, input, len, NULL);
+}
+
+int subiter_pool_start_from(subiter_pool *p, const void *input, size_t len,
+                            const void *ckpt, size_t ckpt_len)
+{
+    struct subiter__ckpt c;
+    int r = pool__enter(p);
+
+    if (r < 0) {
+        return r;
+    }
+    r = subiter__ckpt_decode(ckpt, ckpt_len, &c, p->errmsg, sizeof p->errmsg);
+    if (r < 0) {
+        return r;
+    }
+    r = start(p, input, len, &c);
+    subiter__ckpt_free(&c);
+    return r;
+}
+
+int subiter_pool_checkpoint(const subiter_pool *p, void *buf, size_t cap,
+                            size_t *len)
+{
+    struct subiter__ckpt c;
+    uint64_t *counts;
+    unsigned i;
+    size_t n;
+
+    if (len != NULL) {
+        *len = 0;
+    }
+    if (p == NULL || p->w == NULL || len == NULL || (buf == NULL && cap > 0) ||
+        !p->started) {
+        return -EINVAL;
+    }
+    counts = subiter__malloc(p->n * sizeof *counts);
+    if (counts == NULL) {
+        return -ENOMEM;
+    }
+    for (i = 0; i < p->n; i++) {
+        counts[i] = p->w[i].delivered;
+    }
+    memset(&c, 0, sizeof c);
+    c.version = SUBITER__CKPT_VERSION;
+    c.order = p->o.order;
+    c.workers = p->n;
+    c.rank = p->o.rank;
+    c.world_size = p->o.world_size;
+    c.turn = p->turn;
+    c.iteration = p->iteration;
+    c.delivered = counts;
+    n = subiter__ckpt_size(&c);
+    *len = n;
+    if (n > cap) {
+        subiter__free(counts);
+        return -ENOSPC;
+    }
+    subiter__ckpt_pack(&c, buf);
+    subiter__free(counts);
     return 0;
 }
 

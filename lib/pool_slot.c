@@ -156,12 +156,17 @@ void pool__close_slot(subiter_pool *p, unsigned i)
 int pool__spawn(subiter_pool *p, unsigned i)
 {
     struct pool_slot *w = &p->w[i];
+    struct subiter__ident id = {p->o.rank * p->n + i,
+                                p->o.world_size * p->n,
+                                p->o.rank,
+                                p->o.world_size,
+                                i,
+                                p->o.seed};
     int r, rc;
 
     assert(w->st == SLOT_EMPTY);
     w->respawn = false;
-    r = subiter__open_async(&w->h, p->fn, p->arg, &p->wopts,
-                            p->o.rank * p->n + i, p->o.world_size * p->n);
+    r = subiter__open_async(&w->h, p->fn, p->arg, &p->wopts, &id);
     if (r < 0) {
         pool__fail(p, r, "worker %u: %s", i,
                    w->h != NULL ? subiter_errmsg(w->h) : subiter_strerror(r));

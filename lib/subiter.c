@@ -62,7 +62,7 @@ int subiter_open(subiter **out, subiter_iter_fn fn, void *arg,
     if (out == NULL) {
         return -EINVAL;
     }
-    r = subiter__open_async(out, fn, arg, opts, 0, 1);
+    r = subiter__open_async(out, fn, arg, opts, NULL);
     if (r < 0) {
         return r;
     }
@@ -72,6 +72,12 @@ int subiter_open(subiter **out, subiter_iter_fn fn, void *arg,
 /* ---- iterate ---- */
 
 int subiter_start(subiter *it, const void *input, size_t len)
+{
+    return subiter__start_ex(it, input, len, NULL);
+}
+
+int subiter__start_ex(subiter *it, const void *input, size_t len,
+                      const struct subiter__start_args *x)
 {
     int r;
 
@@ -94,6 +100,8 @@ int subiter_start(subiter *it, const void *input, size_t len)
                              len, SUBITER_INPUT_MAX);
     }
     subiter__give_back(it, false);
+    it->start_x.skip = x != NULL ? x->skip : 0;
+    it->start_x.iteration = x != NULL ? x->iteration : it->seq;
     it->seq++;
     r = subiter__push_command(it, SUBITER__CMD_START, input, len);
     if (r < 0) {

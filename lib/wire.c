@@ -109,20 +109,24 @@ size_t subiter__wire_status_pack(int code, uint64_t seq, const char *message,
 }
 
 static void command_fill(Command *c, int cmd, uint64_t seq, const void *input,
-                         size_t input_len)
+                         size_t input_len, const struct subiter__start_args *x)
 {
     command__init(c);
     c->cmd = (Command__Cmd)cmd;
     c->seq = seq;
     c->input.data = (uint8_t *)(uintptr_t)input;
     c->input.len = input_len;
+    if (x != NULL) {
+        c->skip = x->skip;
+        c->iteration = x->iteration;
+    }
 }
 
 size_t subiter__wire_command_size(int cmd, uint64_t seq, size_t input_len)
 {
     Command c;
 
-    command_fill(&c, cmd, seq, NULL, input_len);
+    command_fill(&c, cmd, seq, NULL, input_len, NULL);
     return command__get_packed_size(&c);
 }
 
@@ -131,7 +135,26 @@ size_t subiter__wire_command_pack(int cmd, uint64_t seq, const void *input,
 {
     Command c;
 
-    command_fill(&c, cmd, seq, input, input_len);
+    command_fill(&c, cmd, seq, input, input_len, NULL);
+    return command__pack(&c, out);
+}
+
+size_t subiter__wire_start_size(uint64_t seq, size_t input_len,
+                                const struct subiter__start_args *x)
+{
+    Command c;
+
+    command_fill(&c, SUBITER__CMD_START, seq, NULL, input_len, x);
+    return command__get_packed_size(&c);
+}
+
+size_t subiter__wire_start_pack(uint64_t seq, const void *input,
+                                size_t input_len,
+                                const struct subiter__start_args *x, void *out)
+{
+    Command c;
+
+    command_fill(&c, SUBITER__CMD_START, seq, input, input_len, x);
     return command__pack(&c, out);
 }
 
@@ -206,6 +229,8 @@ int subiter__wire_command_decode(const unsigned char *frame, size_t len,
     c->seq = m->seq;
     c->input = m->input.data;
     c->input_len = m->input.len;
+    c->start.skip = m->skip;
+    c->start.iteration = m->iteration;
     c->owned = m;
     return 0;
 }

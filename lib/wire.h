@@ -35,12 +35,20 @@ struct subiter__status {
     void *owned; /* unpacked message to free with subiter__status_free */
 };
 
+/* What a START carries besides its input: items of the shard already
+ * delivered (the worker discards them) and the iteration's number. */
+struct subiter__start_args {
+    uint64_t skip;
+    uint64_t iteration;
+};
+
 /* A decoded command; input points into `owned`. */
 struct subiter__command {
     int cmd;
     uint64_t seq;
     const void *input;
     size_t input_len;
+    struct subiter__start_args start;
     void *owned;
 };
 
@@ -59,6 +67,12 @@ SUBITER__HIDDEN size_t subiter__wire_command_size(int cmd, uint64_t seq,
 SUBITER__HIDDEN size_t subiter__wire_command_pack(int cmd, uint64_t seq,
                                                   const void *input,
                                                   size_t input_len, void *out);
+/* The same for a START with its arguments (NULL: none). */
+SUBITER__HIDDEN size_t subiter__wire_start_size(
+    uint64_t seq, size_t input_len, const struct subiter__start_args *x);
+SUBITER__HIDDEN size_t
+subiter__wire_start_pack(uint64_t seq, const void *input, size_t input_len,
+                         const struct subiter__start_args *x, void *out);
 /*
  * Decode a status frame. The fast item form is viewed in place (the item
  * points into `frame`); anything else is copied out of shared memory and

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -33,9 +34,9 @@ struct subiter_gen {
     uint32_t published;
     uint32_t consumed; /* the parent's items_consumed, as last read */
     uint64_t seq;
-    unsigned worker_id;            /* the shard this worker produces */
-    unsigned num_workers;          /* how many shards there are */
+    struct subiter__ident id;      /* shard, rank, the pool's seed */
     struct subiter__command start; /* owns the input */
+    uint64_t skip;                 /* items still to discard (resume, rerun) */
     bool stop;
     bool abort;
     bool unexpected;
@@ -325,13 +326,26 @@ static void clear_messages(subiter_gen *g)
     g->msg[0] = '\0';
 }
 
+/* libc's own generators start from this worker's seed, so that forked
+ * workers do not all draw what the parent would have (as PyTorch reseeds
+ * Python's random in each worker). */
+static void reseed(const subiter_gen *g, uint64_t iteration)
+{
+    uint64_t s = subiter__seed_of(&g->id, iteration);
+
+    srand((unsigned)(s ^ (s >> 32)));
+    srand48((long)s);
+}
+
 static void iterate(subiter_gen *g, subiter_iter_fn fn, void *arg)
 {
     int r;
 
     g->stop = false;
     g->abort = false;
+    g->skip = g->start.start.skip;
     clear_messages(g);
+    reseed(g, g->start.start.iteration);
     send_status(g, SUBITER__STARTED, NULL, 0);
     g->phase = PHASE_ITER;
     r = fn(g, arg);
@@ -443,8 +457,10 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     } else {
         g.efd_lost = true;
     }
-    g.worker_id = a->worker_id;
-    g.num_workers = a->num_workers > 0 ? a->num_workers : 1;
+    g.id = a->id;
+    /* 0 counts as 1 (a worker forked by hand, as the tests do). */
+    g.id.num_workers += g.id.num_workers == 0;
+    g.id.world_size += g.id.world_size == 0;
     g.buffer_items = g.shm->buffer_items;
     subiter__shm_rings(g.shm, &g.cmd, &g.items, false);
     if (g.shm->version != SUBITER__SHM_VERSION) {
@@ -455,6 +471,7 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
         worker_exit(0);
     }
 
+    reseed(&g, SUBITER__INIT_ITERATION);
     if (a->init != NULL) {
         g.phase = PHASE_INIT;
         r = a->init(&g, a->arg);
@@ -535,6 +552,21 @@ static int item_reserve(subiter_gen *g, size_t len, unsigned char **frame)
     return reserve(g, SUBITER__ITEM_PREFIX + len, true, frame);
 }
 
+/* One item of those already delivered: dropped before it reaches the
+ * ring, but a STOP or ABORT is still obeyed (a long skip must not make
+ * the parent wait). */
+static int discard(subiter_gen *g)
+{
+    if (subiter__ring_pending(&g->cmd)) {
+        poll_commands(g);
+    }
+    if (g->stop || g->abort) {
+        return SUBITER_STOPPED;
+    }
+    g->skip--;
+    return 0;
+}
+
 int subiter_yield(subiter_gen *g, const void *data, size_t len)
 {
     unsigned char *frame;
@@ -546,6 +578,9 @@ int subiter_yield(subiter_gen *g, const void *data, size_t len)
     }
     if (data == NULL && len > 0) {
         return misuse(g, -EINVAL, "subiter_yield() of %zu bytes at NULL", len);
+    }
+    if (g->skip > 0) {
+        return discard(g);
     }
     r = item_reserve(g, len, &frame);
     if (r != 0) {
@@ -603,6 +638,10 @@ int subiter_commit(subiter_gen *g, size_t len)
     }
     frame = g->reserved;
     g->reserved = NULL;
+    if (g->skip > 0) {
+        /* Never published: the next reservation reuses its room. */
+        return discard(g);
+    }
     commit_item(g, frame, len);
     return 0;
 }
@@ -636,12 +675,55 @@ const void *subiter_input(const subiter_gen *g, size_t *len)
     return g->start.input;
 }
 
+static bool valid(const subiter_gen *g)
+{
+    return g != NULL && g->magic == GEN_MAGIC;
+}
+
 unsigned subiter_worker_id(const subiter_gen *g)
 {
-    return g != NULL && g->magic == GEN_MAGIC ? g->worker_id : 0;
+    return valid(g) ? g->id.worker_id : 0;
 }
 
 unsigned subiter_num_workers(const subiter_gen *g)
 {
-    return g != NULL && g->magic == GEN_MAGIC ? g->num_workers : 1;
+    return valid(g) ? g->id.num_workers : 1;
+}
+
+unsigned subiter_rank(const subiter_gen *g)
+{
+    return valid(g) ? g->id.rank : 0;
+}
+
+unsigned subiter_world_size(const subiter_gen *g)
+{
+    return valid(g) ? g->id.world_size : 1;
+}
+
+unsigned subiter_local_id(const subiter_gen *g)
+{
+    return valid(g) ? g->id.local_id : 0;
+}
+
+unsigned long long subiter_seed(const subiter_gen *g)
+{
+    if (!valid(g)) {
+        return 0;
+    }
+    return subiter__seed_of(&g->id, g->phase == PHASE_ITER
+                                        ? g->start.start.iteration
+                                        : SUBITER__INIT_ITERATION);
+}
+
+unsigned long long subiter_skip(subiter_gen *g)
+{
+    unsigned long long n;
+
+    if (!in_iteration(g)) {
+        return 0;
+    }
+    /* The generator seeks past them itself: the library drops no more. */
+    n = g->skip;
+    g->skip = 0;
+    return n;
 }

@@ -12,8 +12,7 @@ struct subiter__child_args {
     subiter_init_fn init;
     subiter_iter_fn fn;
     void *arg;
-    unsigned worker_id;   /* subiter_worker_id() */
-    unsigned num_workers; /* subiter_num_workers(); 0 counts as 1 */
+    struct subiter__ident id; /* shard, rank, seed; num_workers >= 1 */
 };
 
 /* Exit statuses of a worker that could not set itself up or go on. */

@@ -730,10 +730,12 @@ END_TEST
  * command ring: four of them fill it. */
 static size_t quarter_input(uint64_t seq)
 {
+    /* The seq-th start is iteration seq - 1, of the handle and the pool. */
+    struct subiter__start_args x = {0, seq - 1};
     size_t len = SUBITER_INPUT_MAX, n;
 
     for (;;) {
-        n = subiter__wire_command_size(SUBITER__CMD_START, seq, len);
+        n = subiter__wire_start_size(seq, len, &x);
         if (((SUBITER__REC_HDR + n + 7) & ~(size_t)7) <=
             SUBITER__CMD_RING_BYTES / 4) {
             ck_assert_uint_eq((SUBITER__REC_HDR + n + 7) & ~(size_t)7,

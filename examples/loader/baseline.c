@@ -59,6 +59,9 @@ int baseline_run(struct console *con, const struct dataset *ds, int carry,
     }
     t0 = now_s();
     for (s = 0; s < ds->shards; s++) {
+        if (!shard_mine(ds, s)) {
+            continue; /* another rank's */
+        }
         if (read_shard(&rd, s, &sk, err, sizeof err) != 0) {
             c->st[s].status = SHARD_FAILED; /* the same as the workers' */
         }

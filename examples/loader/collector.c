@@ -37,6 +37,9 @@ int collector_init(struct collector *c, const struct dataset *ds, int carry)
     for (s = 0; s < ds->shards; s++) {
         c->st[s].first = shard_first(ds, s);
         c->st[s].expected = shard_count(ds, s);
+        if (!shard_mine(ds, s)) {
+            c->st[s].status = SHARD_ELSEWHERE;
+        }
     }
     crc_table_build(c->crc_table);
     return 0;

@@ -37,6 +37,11 @@
 #define MANIFEST "manifest.txt"
 #define MANIFEST_FORMAT "subiter-loader dataset 1"
 
+int shard_mine(const struct dataset *ds, unsigned long s)
+{
+    return ds->world <= 1 || s % ds->world == ds->rank;
+}
+
 unsigned long shard_first(const struct dataset *ds, unsigned long s)
 {
     return (unsigned long)((uint64_t)s * ds->records / ds->shards);

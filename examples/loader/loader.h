@@ -37,6 +37,7 @@
 #define MAX_WORKERS 256ul
 #define MAX_SHARDS 1000ul
 #define MAX_DATASET_BYTES ((uint64_t)64 << 30)
+#define DEFAULT_CKPT_EVERY 10000ul /* results between --resume saves */
 
 /* The dataset, as the manifest describes it. */
 struct dataset {
@@ -44,7 +45,9 @@ struct dataset {
     unsigned long records;
     unsigned long item_bytes;
     unsigned long shards;
-    long corrupt; /* the shard --corrupt cut short, or -1 */
+    long corrupt;         /* the shard --corrupt cut short, or -1 */
+    unsigned rank, world; /* under a launcher: this process reads the
+                             shards s with s % world == rank */
 };
 
 /* ------------------------------------------------------------ console.c */
@@ -81,6 +84,9 @@ struct options {
     int carry;             /* 1: results carry the payload (no --no-payload) */
     int shards_given;      /* --shards: an existing dataset must match it */
     int regenerate;
+    const char *resume;           /* --resume FILE, or NULL */
+    unsigned long ckpt_every;     /* --checkpoint-every N results */
+    char resume_path[PATH_BYTES]; /* FILE, or FILE.RANK under a launcher */
 };
 
 /* options_parse() returns this when the program goes on. */
@@ -160,8 +166,18 @@ int read_shard(struct reader *rd, unsigned long s, const struct sink *sk,
 
 /* ---------------------------------------------------------- collector.c */
 
-/* SHARD_LOST: the pool could not finish it (workers kept failing). */
-enum { SHARD_PENDING = 0, SHARD_OK = 1, SHARD_FAILED = 2, SHARD_LOST = 3 };
+/* SHARD_LOST: the pool could not finish it (workers kept failing).
+ * SHARD_ELSEWHERE: another rank's, under a launcher. */
+enum {
+    SHARD_PENDING = 0,
+    SHARD_OK = 1,
+    SHARD_FAILED = 2,
+    SHARD_LOST = 3,
+    SHARD_ELSEWHERE = 4
+};
+
+/* Is shard s this process's to read (always, without a launcher)? */
+int shard_mine(const struct dataset *ds, unsigned long s);
 
 /* What the parent knows of one shard while it checks its results. */
 struct shard_state {
@@ -201,6 +217,8 @@ struct pool_run {
     unsigned long long replaced; /* workers that died and were replaced */
     char pids[128];              /* the workers' pids, space-separated */
     int pids_cut;                /* 1: more pids than fit in pids */
+    int interrupted;             /* Ctrl-C: saved to --resume, stopped */
+    int resumed;                 /* started from the --resume file */
 };
 
 /* Read and check every shard on a pool of workers. 0, or -1 after a
@@ -208,6 +226,23 @@ struct pool_run {
 int pipeline_run(struct console *con, const struct options *opt,
                  const struct dataset *ds, struct collector *c,
                  struct pool_run *run);
+
+/* ------------------------------------------------------------- resume.c */
+
+/* Ctrl-C sets a flag that resume_interrupted() reads, instead of ending
+ * the process. */
+void resume_catch_sigint(void);
+int resume_interrupted(void);
+/* Save the pool's checkpoint, the round's list and c's checks to path:
+ * 0, or -1 after a message. */
+int resume_save(struct console *con, const char *path,
+                const struct collector *c, const uint32_t *list,
+                unsigned long n, const subiter_pool *p);
+/* Load them: 1 loaded (c's checks restored), 0 no file, -1 after a
+ * message (another dataset, or a damaged file). */
+int resume_load(struct console *con, const char *path, struct collector *c,
+                uint32_t *list, unsigned long *n, unsigned char *ck, size_t cap,
+                size_t *ck_len);
 
 /* ----------------------------------------------------------- baseline.c */
 

@@ -13,6 +13,7 @@
  *     reader.c     reading, verifying and transforming one shard file
  *     collector.c  the parent's checks on every result
  *     baseline.c   the same work in this process
+ *     resume.c     --resume: saving and loading where the run is
  *     report.c     the summary
  *     console.c    messages and progress on stderr; the clocks
  *     crc32.c      the records' checksum
@@ -20,9 +21,12 @@
  *     ./loader                         generate (once), load, compare
  *     ./loader --workers 4 --records 1000000 --item-bytes 256
  *     ./loader --corrupt               cut one shard short: exit status 1
+ *     ./loader --resume ck             Ctrl-C saves to ck; run again to go on
+ *     mpirun -np 2 ./loader            each rank reads half of the shards
  *
  * Exit status: 0 when every shard was read and checked, 1 when any failed
- * (or the dataset could not be made), 2 on bad arguments.
+ * (or the dataset could not be made), 2 on bad arguments, 130 after Ctrl-C
+ * with --resume (saved).
  *
  * Build it against an installed subiter with
  *     cc -O2 -o loader *.c $(pkg-config --cflags --libs subiter)
@@ -61,6 +65,14 @@ int main(int argc, char **argv)
     }
     if (pipeline_run(&ld.con, &ld.opt, &ld.ds, &ld.pool, &ld.run) != 0) {
         return 1;
+    }
+    if (ld.run.interrupted) {
+        say(&ld.con,
+            "interrupted after %lu records; saved to %s: run again "
+            "with --resume to go on",
+            ld.pool.records, ld.opt.resume_path);
+        collector_free(&ld.pool);
+        return 130;
     }
     if (baseline_run(&ld.con, &ld.ds, ld.opt.carry, &ld.inproc,
                      &ld.inproc_seconds) != 0) {

@@ -12,7 +12,7 @@
 #define USAGE                                                                  \
     "usage: loader [--workers N] [--unordered] [--dir DIR] [--records N]\n"    \
     "              [--item-bytes N] [--shards N] [--no-payload] [--corrupt]\n" \
-    "              [--regenerate]\n"
+    "              [--regenerate] [--resume FILE [--checkpoint-every N]]\n"
 
 /* Bad arguments: say why, then how to ask for help; exit status 2. */
 static int bad_usage(const char *why, const char *arg)
@@ -53,7 +53,18 @@ static void usage(void)
            "                  bad file is reported (the next run without it\n"
            "                  makes that shard again)\n"
            "  --regenerate    generate the dataset even if it is there\n"
+           "  --resume FILE   save where the run is to FILE every\n"
+           "                  --checkpoint-every results and on Ctrl-C\n"
+           "                  (then exit 130), and go on from FILE if it\n"
+           "                  is there; removed once every shard is read\n"
+           "  --checkpoint-every N  results between saves, 1..%lu\n"
+           "                  (default %lu)\n"
            "  --help          show this help\n"
+           "\n"
+           "Under a launcher (mpirun, srun, torchrun: subiter_env_rank())\n"
+           "each process reads the shards s with s %% size == rank, and\n"
+           "--resume FILE becomes FILE.RANK. Make the dataset first with\n"
+           "one run: the ranks would all write it at once.\n"
            "\n"
            "An existing dataset is reused when its manifest matches\n"
            "--records, --item-bytes (and --shards, if given); otherwise it\n"
@@ -63,7 +74,8 @@ static void usage(void)
            "Exit status: 0 when every shard was read and checked, 1 when any\n"
            "failed, 2 on bad arguments.\n",
            MAX_WORKERS, MAX_RECORDS, DEFAULT_RECORDS, MAX_ITEM_BYTES,
-           DEFAULT_ITEM_BYTES, MAX_SHARDS, DEFAULT_SHARDS);
+           DEFAULT_ITEM_BYTES, MAX_SHARDS, DEFAULT_SHARDS, MAX_RECORDS,
+           DEFAULT_CKPT_EVERY);
 }
 
 /* Parse a decimal number in [1, max]; 0 on success. */
@@ -104,6 +116,27 @@ static int set_dir(struct dataset *ds, const char *dir)
     return OPTIONS_RUN;
 }
 
+/* The launcher's rank and size, and the resume file's name for this
+ * rank; OPTIONS_RUN or 2. */
+static int set_rank(struct options *opt)
+{
+    if (subiter_env_rank(&opt->want.rank, &opt->want.world) < 0) {
+        fprintf(stderr, "loader: the launcher's rank or size in the "
+                        "environment is not a number, or rank >= size\n");
+        return 2;
+    }
+    if (opt->resume != NULL) {
+        if (opt->want.world > 1) {
+            snprintf(opt->resume_path, sizeof opt->resume_path, "%s.%u",
+                     opt->resume, opt->want.rank);
+        } else {
+            snprintf(opt->resume_path, sizeof opt->resume_path, "%s",
+                     opt->resume);
+        }
+    }
+    return OPTIONS_RUN;
+}
+
 int options_parse(struct options *opt, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -116,6 +149,8 @@ int options_parse(struct options *opt, int argc, char **argv)
         {"no-payload", no_argument, NULL, 'n'},
         {"corrupt", no_argument, NULL, 'c'},
         {"regenerate", no_argument, NULL, 'g'},
+        {"resume", required_argument, NULL, 'R'},
+        {"checkpoint-every", required_argument, NULL, 'e'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     struct dataset *ds = &opt->want;
@@ -128,6 +163,7 @@ int options_parse(struct options *opt, int argc, char **argv)
     ds->shards = DEFAULT_SHARDS;
     opt->order = SUBITER_POOL_ORDERED;
     opt->carry = 1;
+    opt->ckpt_every = DEFAULT_CKPT_EVERY;
     opterr = 0; /* the messages below name the program, not its path */
     while ((o = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (o) {
@@ -168,6 +204,18 @@ int options_parse(struct options *opt, int argc, char **argv)
         case 'g':
             opt->regenerate = 1;
             break;
+        case 'R':
+            if (*optarg == '\0' || strlen(optarg) > DIR_MAX) {
+                return bad_usage("--resume: not a usable file name", optarg);
+            }
+            opt->resume = optarg;
+            break;
+        case 'e':
+            if (parse_ulong("--checkpoint-every", optarg, MAX_RECORDS,
+                            &opt->ckpt_every)) {
+                return 2;
+            }
+            break;
         case 'h':
             usage();
             return 0;
@@ -195,5 +243,5 @@ int options_parse(struct options *opt, int argc, char **argv)
         return 2;
     }
     ds->corrupt = corrupt ? 0 : -1;
-    return OPTIONS_RUN;
+    return set_rank(opt);
 }

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 static int ring_reserve(void *ctx, size_t len, void **buf)
 {
@@ -112,30 +113,61 @@ static void progress(struct console *con, unsigned long done,
     con->progress_shown = 1;
 }
 
+/* Save to --resume (if given): 0, or -1 after a message. */
+static int save(struct console *con, const struct options *opt,
+                const struct collector *c, const uint32_t *list,
+                unsigned long n, const subiter_pool *p)
+{
+    if (opt->resume == NULL) {
+        return 0;
+    }
+    progress_clear(con);
+    return resume_save(con, opt->resume_path, c, list, n, p);
+}
+
 /*
  * Read every shard with the pool: start it on the list of the shards
- * left, check each result as it comes, and after a failure (a bad shard, a
- * bad result, a worker that died twice: the pool has replaced it) start
- * again on the shards still left, until two rounds in a row finish none.
- * Returns the number of rounds.
+ * left (the first round from the --resume file, if there is one), check
+ * each result as it comes, and after a failure (a bad shard, a bad result,
+ * a worker that died twice: the pool has replaced it) start again on the
+ * shards still left, until two rounds in a row finish none. With
+ * --resume, save every --checkpoint-every results, and on Ctrl-C save and
+ * stop. Returns the number of rounds.
  */
-static unsigned long load_all(struct console *con, subiter_pool *p,
-                              struct collector *c, double t0)
+static unsigned long load_all(struct console *con, const struct options *opt,
+                              subiter_pool *p, struct collector *c,
+                              struct pool_run *run, double t0)
 {
     uint32_t list[MAX_SHARDS];
-    unsigned long s, n, left = ULONG_MAX, rounds = 0, items = 0, shard;
-    unsigned long fruitless = 0;
-    int r;
+    unsigned long s, n = 0, left = ULONG_MAX, rounds = 0, items = 0, shard;
+    unsigned long fruitless = 0, since = 0;
+    int r, from = 0;
     char err[ERR_BYTES];
     subiter_pool_item item;
     double last = 0;
+    unsigned char ck[16384];
+    size_t ck_len = 0;
 
+    if (opt->resume != NULL) {
+        from = resume_load(con, opt->resume_path, c, list, &n, ck, sizeof ck,
+                           &ck_len);
+        if (from < 0) {
+            return 0;
+        }
+        if (from == 1) {
+            say(con, "%s: resuming after %lu records", opt->resume_path,
+                c->records);
+        }
+        run->resumed = from;
+    }
     for (;;) {
-        /* The shards left; what an interrupted round delivered goes. */
-        for (n = s = 0; s < c->ds->shards; s++) {
-            if (c->st[s].status == SHARD_PENDING) {
-                shard_reset(c, s);
-                list[n++] = (uint32_t)s;
+        if (!from) {
+            /* The shards left; what an interrupted round delivered goes. */
+            for (n = s = 0; s < c->ds->shards; s++) {
+                if (c->st[s].status == SHARD_PENDING) {
+                    shard_reset(c, s);
+                    list[n++] = (uint32_t)s;
+                }
             }
         }
         fruitless = n == left ? fruitless + 1 : 0;
@@ -144,7 +176,10 @@ static unsigned long load_all(struct console *con, subiter_pool *p,
         }
         left = n;
         rounds++;
-        r = subiter_pool_start(p, list, n * sizeof list[0]);
+        r = from ? subiter_pool_start_from(p, list, n * sizeof list[0], ck,
+                                           ck_len)
+                 : subiter_pool_start(p, list, n * sizeof list[0]);
+        from = 0;
         if (r != 0) {
             say(con, "subiter_pool_start: %s: %s", subiter_errname(r),
                 subiter_pool_errmsg(p));
@@ -160,6 +195,17 @@ static unsigned long load_all(struct console *con, subiter_pool *p,
                 }
                 r = subiter_pool_stop(p);
                 break;
+            }
+            if (resume_interrupted()) {
+                /* Ctrl-C: this result is checked; save and stop. */
+                run->interrupted = 1;
+                (void)save(con, opt, c, list, n, p);
+                (void)subiter_pool_stop(p);
+                return rounds;
+            }
+            if (++since == opt->ckpt_every) {
+                since = 0;
+                (void)save(con, opt, c, list, n, p);
             }
             if (con->tty && ++items % 256 == 0 && now_s() - last > 0.1) {
                 last = now_s();
@@ -182,6 +228,9 @@ static unsigned long load_all(struct console *con, subiter_pool *p,
         progress(con, c->records, c->ds->records, now_s() - t0);
         fputc('\n', stderr);
         con->progress_shown = 0;
+    }
+    if (opt->resume != NULL && unlink(opt->resume_path) == 0) {
+        say(con, "%s: removed: the run is over", opt->resume_path);
     }
     return rounds;
 }
@@ -259,7 +308,10 @@ int pipeline_run(struct console *con, const struct options *opt,
         (void)subiter_pool_close(p);
         return -1;
     }
-    run->rounds = load_all(con, p, c, t0);
+    if (opt->resume != NULL) {
+        resume_catch_sigint();
+    }
+    run->rounds = load_all(con, opt, p, c, run, t0);
     describe_pool(p, run);
     r = subiter_pool_close(p);
     if (r != 0) {

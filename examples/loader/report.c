@@ -22,8 +22,9 @@ static int compare_runs(struct console *con, const struct collector *a,
     unsigned long s;
 
     for (s = 0; s < a->ds->shards; s++) {
-        if (a->st[s].status == SHARD_LOST) {
-            continue; /* not the data's fault */
+        if (a->st[s].status == SHARD_LOST ||
+            a->st[s].status == SHARD_ELSEWHERE) {
+            continue; /* not the data's fault, or another rank's */
         }
         if (a->st[s].status != b->st[s].status ||
             a->st[s].got != b->st[s].got) {
@@ -43,12 +44,17 @@ static unsigned long summary(const struct collector *c,
                              double t_local)
 {
     const struct dataset *ds = c->ds;
-    unsigned long s, failed = 0, crc_checked = 0;
+    unsigned long s, failed = 0, crc_checked = 0, mine = 0, records = 0;
     double mb, mean = 0, var = 0, hist[HIST_BINS], dev = 0, d;
     int b;
 
     memset(hist, 0, sizeof hist);
     for (s = 0; s < ds->shards; s++) {
+        if (c->st[s].status == SHARD_ELSEWHERE) {
+            continue;
+        }
+        mine++;
+        records += c->st[s].expected;
         failed += c->st[s].status != SHARD_OK;
         crc_checked += c->st[s].crc_checked;
         mean += c->st[s].mean_sum;
@@ -60,12 +66,17 @@ static unsigned long summary(const struct collector *c,
     mb = (double)c->records * (double)ds->item_bytes / 1e6;
     printf("records:     %lu of %lu (counts, order and byte sums checked, "
            "CRC-32 again on %lu)\n",
-           c->records, ds->records, crc_checked);
-    printf("shards:      %lu of %lu complete", ds->shards - failed, ds->shards);
+           c->records, records, crc_checked);
+    if (ds->world > 1) {
+        printf("rank:        %u of %u (%lu of the %lu shards)\n", ds->rank,
+               ds->world, mine, ds->shards);
+    }
+    printf("shards:      %lu of %lu complete", mine - failed, mine);
     if (failed > 0) {
         printf(", %lu failed:", failed);
         for (s = 0; s < ds->shards; s++) {
-            if (c->st[s].status != SHARD_OK) {
+            if (c->st[s].status != SHARD_OK &&
+                c->st[s].status != SHARD_ELSEWHERE) {
                 printf(" shard-%03lu.rec", s);
             }
         }
