@@ -102,9 +102,8 @@ struct figures {
     struct pool_figures pool;
 };
 
-/* pool_merge's second item bound: SUBITER_OPTS_INIT's, which a pool's
- * workers get when the caller passes worker options */
-#define MERGE_BOUND SUBITER_OPTS_DEFAULT_BUFFER_ITEMS
+/* pool_merge's second item bound: a small one, as a caller may set */
+#define MERGE_BOUND 32u
 
 /* bench_death.c's generator, which bench_parent_death.c uses too. */
 enum death_mode {
@@ -133,6 +132,9 @@ struct death_gen {
 };
 
 int gen_death(subiter_gen *g, void *arg);
+int death_once(struct bench *b, struct death_share *sh, enum death_mode mode,
+               double *delay_us, bool *blocked);
+int death_baseline_once(struct bench *b, double *delay_us, bool *blocked);
 
 /* stream.c: the runner and the calibrated, repeated measurement. */
 bool is_subiter(enum impl impl);
@@ -140,6 +142,7 @@ void label_of(const struct spec *t, bool pinned, char *buf, size_t len);
 const struct result *measure(struct bench *b, struct results *rs,
                              const struct spec *t, bool pinned, uint64_t pilot);
 bool is_probe(const void *msg, size_t len);
+double stream_once(struct bench *b, const struct spec *t, uint64_t n);
 
 /* baselines.c: the implementations subiter is compared against. */
 int baseline_setup(struct runner *r, bool echo);
@@ -163,7 +166,11 @@ void bench_pinned(struct bench *b, struct results *rs, struct figures *f);
 void bench_pool_cpu(struct bench *b, struct pool_figures *f);
 void bench_pool_merge(struct bench *b, struct pool_figures *f);
 void bench_resume(struct bench *b);
+void bench_contention(struct bench *b);
 void print_ratios(struct bench *b, const struct results *rs,
                   const struct figures *f);
+/* One bench=ratio line; lo/hi are the bounds (< 0: none). */
+void ratio(struct bench *b, const char *name, double value, double lo,
+           double hi);
 
 #endif

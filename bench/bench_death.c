@@ -90,8 +90,8 @@ static void *killer_main(void *arg)
 /* One death: open a worker, let it die as `mode` says, time the return
  * of SUBITER_ECHILD. Returns 0 and sets *delay_us and *blocked, or -1
  * with the error set. */
-static int death_once(struct bench *b, struct death_share *sh,
-                      enum death_mode mode, double *delay_us, bool *blocked)
+int death_once(struct bench *b, struct death_share *sh, enum death_mode mode,
+               double *delay_us, bool *blocked)
 {
     subiter_opts o = SUBITER_OPTS_INIT;
     subiter_errinfo ei = SUBITER_ERRINFO_INIT;
@@ -193,7 +193,7 @@ static int death_once(struct bench *b, struct death_share *sh,
 /* The baseline: the same death without subiter. A forked child of this
  * process (as big as a worker) sleeps; SIGKILL it, wait on a pidfd, reap
  * it. What subiter adds is the difference. */
-static int death_baseline_once(struct bench *b, double *delay_us, bool *blocked)
+int death_baseline_once(struct bench *b, double *delay_us, bool *blocked)
 {
     struct pollfd pfd;
     int64_t t0, t1;

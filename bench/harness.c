@@ -27,13 +27,15 @@
 static void usage(FILE *f)
 {
     fputs("usage: subiter-bench [--quick] [--reps=N] [--filter=TEXT[,...]] "
-          "[--pin]\n"
+          "[--pin] [--contention]\n"
           "  --quick        runs a tenth as long, with fewer repetitions\n"
           "  --reps=N       repetitions per measurement (default 5; quick 3)\n"
           "  --filter=TEXT  only measurements whose label contains one of\n"
           "                 the comma-separated TEXTs, e.g. "
           "--filter=impl=pipe,latency\n"
           "  --pin          only the pinned/unpinned comparison\n"
+          "  --contention   only bench=contention: 64 B items and deaths\n"
+          "                 beside `stress-ng --cpu 4` (skipped without it)\n"
           "  (e.g. --filter=bench=death,bench=parent_death: the death "
           "delays;\n"
           "  --filter=bench=pool_cpu,bench=pool_merge: the pools;\n"
@@ -49,6 +51,7 @@ int bench_parse_args(struct bench_cfg *cfg, int argc, char **argv)
         {"reps", required_argument, NULL, 'r'},
         {"filter", required_argument, NULL, 'f'},
         {"pin", no_argument, NULL, 'p'},
+        {"contention", no_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int c, reps = 0;
@@ -72,6 +75,9 @@ int bench_parse_args(struct bench_cfg *cfg, int argc, char **argv)
             break;
         case 'p':
             cfg->filter = "bench=pinned";
+            break;
+        case 'c':
+            cfg->contention = true;
             break;
         case 'h':
             usage(stdout);

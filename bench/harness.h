@@ -38,6 +38,7 @@ struct bench_cfg {
     int death_reps;  /* deaths per bench=death variant */
     int pd_reps;     /* parent deaths per bench=parent_death state */
     const char *filter;
+    bool contention; /* only bench=contention, under CPU hogs */
 };
 
 /* One run of the bench: what changes as the measurements go. */

@@ -8,6 +8,7 @@
  * terminal.
  *
  *     subiter-bench [--quick] [--reps=N] [--filter=TEXT[,TEXT...]] [--pin]
+ *     subiter-bench --contention [--quick] [--reps=N]
  *
  * BENCH_TRACE=1 in the environment traces every run on stderr. Uses
  * subiter's public API only.
@@ -42,8 +43,8 @@ static const struct result *find(const struct results *rs, const char *bench,
 }
 
 /* One ratio line; lo/hi are the bounds (NAN-free: < 0 = none). */
-static void ratio(struct bench *b, const char *name, double value, double lo,
-                  double hi)
+void ratio(struct bench *b, const char *name, double value, double lo,
+           double hi)
 {
     char target[64] = "";
 
@@ -138,6 +139,14 @@ int main(int argc, char **argv)
         subiter_version(), sysconf(_SC_NPROCESSORS_ONLN), cfg.quick ? 1 : 0,
         cfg.reps, cfg.target_s);
 
+    if (cfg.contention) {
+        /* CPU hogs would disturb every other figure: this one alone. */
+        bench_contention(&b);
+        out(&b, "bench=done seconds=%.1f measurements=%d", now_s() - b.t_begin,
+            b.n_done);
+        bench_fini(&b);
+        return 0;
+    }
     bench_throughput(&b, &rs);
     bench_latency(&b, &f);
     bench_pingpong(&b, &rs);

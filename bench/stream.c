@@ -282,6 +282,30 @@ static int run(struct runner *r, uint64_t n, struct sample *s)
     return rc;
 }
 
+/* One spec on a worker of its own: a warm-up run of n/8 items, then n
+ * timed. Returns the wall time of the timed run, or -1 with the error
+ * set. For figures that repeat single runs on a changing machine
+ * (bench=contention); measure() is the calibrated steady state. */
+double stream_once(struct bench *b, const struct spec *t, uint64_t n)
+{
+    struct runner r;
+    struct sample s;
+    int rc;
+
+    if (setup(&r, b, t) < 0) {
+        (void)teardown(&r);
+        return -1;
+    }
+    rc = run(&r, n / 8 + 1, &s);
+    if (rc == 0) {
+        rc = run(&r, n, &s);
+    }
+    if (teardown(&r) < 0 || rc < 0) {
+        return -1;
+    }
+    return s.wall_s;
+}
+
 /* ------------------------------------------------------------ measuring */
 
 bool is_subiter(enum impl impl)

@@ -331,12 +331,15 @@ static int spawn(subiter *it, const subiter_opts *o, subiter_iter_fn fn,
     pid_t pid;
     int r;
 
-    r = subiter__shm_create(&it->reg, o->buffer_bytes, o->buffer_items);
+    /* buffer_items 0 is no cap: the ring's bytes are the bound. */
+    r = subiter__shm_create(&it->reg, o->buffer_bytes,
+                            o->buffer_items != 0 ? o->buffer_items
+                                                 : UINT32_MAX);
     if (r < 0) {
         return subiter__fail(it, r, "cannot create the shared ring: %s",
                              subiter_strerror(r));
     }
-    it->buffer_items = o->buffer_items;
+    it->buffer_items = it->reg.shm->buffer_items;
     subiter__shm_rings(it->reg.shm, &it->cmd, &it->items, true);
     it->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (it->efd < 0) {

@@ -62,6 +62,9 @@ int subiter__shm_create(struct subiter__region *r, size_t buffer_bytes,
     shm->cmd_bytes = SUBITER__CMD_RING_BYTES;
     shm->item_bytes = items;
     shm->buffer_items = buffer_items;
+    /* Both sides start awake, on a CPU not known yet (wait.c). */
+    shm->child_running = SUBITER__RUNNING_ANY;
+    shm->parent_running = SUBITER__RUNNING_ANY;
     r->shm = shm;
     r->memfd = fd;
     return 0;

@@ -43,9 +43,14 @@ struct subiter__shm {
      * the worker's "about to sleep" flag (wait.c). */
     _Alignas(SUBITER__CACHELINE) _Atomic uint32_t child_bell;
     _Atomic uint32_t child_sleeping;
+    /* The worker's "running" word (wait.c): 0 while it sleeps, else 1 +
+     * the CPU it last ran on; the parent spins only while it is set. */
+    _Atomic uint32_t child_running;
 
-    /* Set by the parent while it sleeps in poll() on its eventfd. */
+    /* Set by the parent while it sleeps in poll() on its eventfd; and its
+     * "running" word, as the worker's. */
     _Alignas(SUBITER__CACHELINE) _Atomic uint32_t parent_sleeping;
+    _Atomic uint32_t parent_running;
 
     /* Item ring, written by the worker. */
     _Alignas(SUBITER__CACHELINE) _Atomic uint32_t item_tail;
@@ -86,6 +91,11 @@ _Static_assert(offsetof(struct subiter__shm, child_bell) == 64,
                "the worker's doorbell on the second cache line");
 _Static_assert(offsetof(struct subiter__shm, parent_sleeping) == 128,
                "the parent's flag on a line of its own");
+_Static_assert(offsetof(struct subiter__shm, child_running) ==
+                       offsetof(struct subiter__shm, child_sleeping) + 4 &&
+                   offsetof(struct subiter__shm, parent_running) ==
+                       offsetof(struct subiter__shm, parent_sleeping) + 4,
+               "each running word right after its sleeping flag (wait.c)");
 _Static_assert(offsetof(struct subiter__shm, item_tail) == 192,
                "the worker's item index on a line of its own");
 _Static_assert(offsetof(struct subiter__shm, item_head) == 256,

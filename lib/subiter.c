@@ -132,7 +132,8 @@ static void consumed_one(subiter *it)
 }
 
 /*
- * Wake a sleeping worker only once it has half its buffer to fill again,
+ * Wake a sleeping worker only once it has half its buffer to fill again
+ * (half its items and half the ring's bytes: either may be the bound),
  * so that it produces a batch per wake-up instead of one item. Until then
  * need_wake stays set, and subiter__read_status() wakes it before the parent
  * sleeps itself, so the two never wait for each other.
@@ -142,7 +143,8 @@ static bool backlog_low(subiter *it)
     uint32_t published = atomic_load_explicit(&it->reg.shm->items_published,
                                               memory_order_relaxed);
 
-    return published - it->consumed <= it->buffer_items / 2;
+    return published - it->consumed <= it->buffer_items / 2 &&
+           it->items.cached - it->items.pos <= it->items.size / 2;
 }
 
 /*

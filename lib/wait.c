@@ -1,10 +1,12 @@
 /* wait.c: the one wait/wake protocol (wait.h) that the worker, the handle
- * and the pool use: spinning, the sleeping flags and their fences, the
- * worker's futex doorbell, the parent's eventfd and pidfd poll(), and the
- * clock the deadlines are on. No other file sleeps or wakes. */
+ * and the pool use: spinning (only while the other side runs), the
+ * sleeping flags and their fences, the running words, the worker's futex
+ * doorbell, the parent's eventfd and pidfd poll(), and the clock the
+ * deadlines are on. No other file sleeps or wakes. */
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <sys/syscall.h>
@@ -39,16 +41,7 @@ int subiter__ms_left(int64_t deadline_ns)
 
 void subiter__spin(unsigned n)
 {
-    /* First a few µs of pure pauses: the other side, running on another
-     * core, usually moves within that, and a sched_yield() costs a
-     * syscall. Then every 16th turn gives the CPU away: when both sides
-     * share one core (2-core machines, pinned or loaded), a pure busy-wait
-     * would burn the slice the other side needs to make the progress we
-     * wait for. */
-    if (n >= SUBITER__SPIN_PAUSES && (n & 15) == 15) {
-        (void)sched_yield();
-        return;
-    }
+    (void)n;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
@@ -56,11 +49,69 @@ void subiter__spin(unsigned n)
 #endif
 }
 
+/* 1 + the CPU the caller runs on. sched_getcpu() reads it from the rseq
+ * area or the vDSO: no syscall. */
+static uint32_t this_cpu(void)
+{
+    int c = sched_getcpu();
+
+    return c >= 0 ? (uint32_t)c + 1 : SUBITER__RUNNING_ANY;
+}
+
+/* A side's "running" word sits right after its sleeping flag (shm.h pins
+ * that), so the flag's address is enough to keep both. */
+static _Atomic uint32_t *running_of(_Atomic uint32_t *flag)
+{
+    return flag + 1;
+}
+
+/* The spin phase is over for this wait. */
+#define SPUN UINT_MAX
+
+/*
+ * May this wait spin one more turn? Only while the other side is awake on
+ * another CPU, and for at most SUBITER__SPIN_NS. A side that sleeps moves
+ * only when we wake it, and one on our own CPU cannot run while we spin:
+ * then spinning only burns what the other side (or, on a loaded machine,
+ * anyone) needs, so we sleep at once and the kernel runs whoever can make
+ * progress. `mine` is our running word, `other` the other side's.
+ */
+static bool may_spin(struct subiter__wait *w, _Atomic uint32_t *mine,
+                     _Atomic uint32_t *other)
+{
+    uint32_t o;
+
+    if (w->spins == SPUN) {
+        return false;
+    }
+    if (w->spins == 0) {
+        w->me = this_cpu();
+        w->spin_until = subiter__now_ns() + SUBITER__SPIN_NS;
+        /* Say where we run. Stored only when it changed: the other side
+         * reads this line while it waits, and every store pulls it back. */
+        if (atomic_load_explicit(mine, memory_order_relaxed) != w->me) {
+            atomic_store_explicit(mine, w->me, memory_order_relaxed);
+        }
+    } else if ((w->spins & 15) == 0 && subiter__now_ns() >= w->spin_until) {
+        w->spins = SPUN;
+        return false;
+    }
+    /* relaxed: only a hint; the flag protocol decides who wakes whom. */
+    o = atomic_load_explicit(other, memory_order_relaxed);
+    if (o == 0 || o == w->me) {
+        w->spins = SPUN;
+        return false;
+    }
+    return true;
+}
+
 /* ---- the flag protocol ---- */
 
 void subiter__sleep_arm(_Atomic uint32_t *flag)
 {
     atomic_store_explicit(flag, 1, memory_order_relaxed);
+    /* Asleep from here on, as far as the other side's spin is concerned. */
+    atomic_store_explicit(running_of(flag), 0, memory_order_relaxed);
     /* seq_cst: orders the flag store before the caller's last look at the
      * ring; pairs with the fence in wake_if_armed() on the other side. */
     atomic_thread_fence(memory_order_seq_cst);
@@ -69,6 +120,7 @@ void subiter__sleep_arm(_Atomic uint32_t *flag)
 void subiter__sleep_disarm(_Atomic uint32_t *flag)
 {
     atomic_store_explicit(flag, 0, memory_order_relaxed);
+    atomic_store_explicit(running_of(flag), this_cpu(), memory_order_relaxed);
 }
 
 /* Is the other side armed? Clears its flag when it is, so that it is woken
@@ -117,7 +169,7 @@ void subiter__wake_parent(struct subiter__shm *shm, int efd)
 
 void subiter__worker_wait(struct subiter__shm *shm, struct subiter__wait *w)
 {
-    if (w->spins < SUBITER__SPIN_LIMIT) {
+    if (!w->armed && may_spin(w, &shm->child_running, &shm->parent_running)) {
         subiter__spin(w->spins++);
         return;
     }
@@ -208,7 +260,7 @@ int subiter__parent_wait(struct subiter__shm *shm, struct subiter__wait *w,
 {
     int r;
 
-    if (w->spins < SUBITER__SPIN_LIMIT) {
+    if (!w->armed && may_spin(w, &shm->parent_running, &shm->child_running)) {
         subiter__spin(w->spins++);
         return 0;
     }

@@ -21,23 +21,29 @@
 
 #include <poll.h>
 
-/* Turns of the spin before a side arms and sleeps (some tens of µs,
- * sched_yield() included): waking a sleeper costs far more on these
- * machines, and a side that sleeps every batch halves the throughput. */
+/* How long one wait may spin before it sleeps, at most: waking a sleeper
+ * costs some µs of syscalls on both sides, and the other side, on another
+ * CPU, usually moves within that. */
+#define SUBITER__SPIN_NS 30000
+/* A "running" word (shm.h) of a side that is awake on a CPU not known
+ * yet; otherwise 1 + its CPU, or 0 while it sleeps. */
+#define SUBITER__RUNNING_ANY UINT32_MAX
+/* Turns of the pool's spin (pool.c) before it arms and sleeps. */
 #define SUBITER__SPIN_LIMIT 1024u
-/* The first turns only pause (no sched_yield()). */
-#define SUBITER__SPIN_PAUSES 256u
 
 /* CLOCK_MONOTONIC in ns; deadlines are on this clock, 0 meaning none. */
 SUBITER__HIDDEN int64_t subiter__now_ns(void);
 /* ms until deadline_ns, rounded up; -1 for none (0), 0 when past. */
 SUBITER__HIDDEN int subiter__ms_left(int64_t deadline_ns);
 
-/* One turn of a spin-wait: a pause, or every 16th turn sched_yield(). */
+/* One turn of a spin-wait: a pause instruction. Never sched_yield(): with
+ * CPU hogs beside it, that gives away whole time slices. */
 SUBITER__HIDDEN void subiter__spin(unsigned n);
 
 /* The sleeper's side of the flag: arm (store, then the seq_cst fence; the
- * caller looks once more before it sleeps) and disarm. */
+ * caller looks once more before it sleeps) and disarm. Each also keeps the
+ * side's "running" word, which sits right after its flag (shm.h): 0 while
+ * armed, 1 + the CPU once awake again. */
 SUBITER__HIDDEN void subiter__sleep_arm(_Atomic uint32_t *flag);
 SUBITER__HIDDEN void subiter__sleep_disarm(_Atomic uint32_t *flag);
 
@@ -54,17 +60,20 @@ SUBITER__HIDDEN void subiter__ring_parent(int efd);
 struct subiter__wait {
     unsigned spins;
     bool armed;
-    uint32_t bell; /* worker: the doorbell as read when it armed */
+    uint32_t bell;      /* worker: the doorbell as read when it armed */
+    uint32_t me;        /* 1 + the CPU this side runs on, at the first turn */
+    int64_t spin_until; /* the end of the spin, on subiter__now_ns() */
 };
 #define SUBITER__WAIT_INIT                                                     \
     {                                                                          \
-        0, false, 0                                                            \
+        0, false, 0, 0, 0                                                      \
     }
 
 /*
- * Worker: one step of waiting for the parent: spin, or arm (the caller then
- * looks again), or sleep on the doorbell. subiter__worker_wait_end() when
- * the condition holds.
+ * Worker: one step of waiting for the parent: spin (only while the parent
+ * is running on another CPU, and at most SUBITER__SPIN_NS), or arm (the
+ * caller then looks again), or sleep on the doorbell.
+ * subiter__worker_wait_end() when the condition holds.
  */
 SUBITER__HIDDEN void subiter__worker_wait(struct subiter__shm *shm,
                                           struct subiter__wait *w);
@@ -72,9 +81,11 @@ SUBITER__HIDDEN void subiter__worker_wait_end(struct subiter__shm *shm,
                                               struct subiter__wait *w);
 
 /*
- * Parent: one step of waiting for one worker: spin, or arm (the caller
- * then looks again), or sleep in poll() on `efd` and the worker's pidfd
- * until the worker rings, exits, or deadline_ns (0: none) passes. Returns
+ * Parent: one step of waiting for one worker: spin (only while the worker
+ * is running on another CPU, and at most SUBITER__SPIN_NS), or arm (the
+ * caller then looks again), or sleep in poll() on `efd` and the worker's
+ * pidfd until the worker rings, exits, or deadline_ns (0: none) passes:
+ * its death ends the same sleep that items end. Returns
  * 0 (look again), -ETIMEDOUT, or -ECHILD (the worker exited: deliver what
  * it published first). subiter__parent_wait_end() when the condition holds.
  */

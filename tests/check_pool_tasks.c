@@ -456,7 +456,7 @@ START_TEST(test_pool_tasks_queue_full_deadlock)
 {
     struct tu_snapshot snap;
     subiter_opts wo = tu_opts_grace(0, PROMPT_GRACE_MS);
-    subiter_pool_opts po = tp_pool_opts(1, &wo);
+    subiter_pool_opts po;
     struct tp_shared *sh;
     static struct tp_results res;
     subiter_pool *p;
@@ -469,6 +469,8 @@ START_TEST(test_pool_tasks_queue_full_deadlock)
     tu_snapshot(&snap);
     sh = tp_shared_new();
     memset(&res, 0, sizeof res);
+    wo.buffer_items = 32;
+    po = tp_pool_opts(1, &wo);
     po.queue_max = 2;
     ck_assert_int_eq(subiter_pool_open(&p, tp_gen_job, sh, &po), 0);
     /* a yields 100 items: with 32 buffered the worker waits for next(). */
@@ -478,8 +480,7 @@ START_TEST(test_pool_tasks_queue_full_deadlock)
     ck_assert_uint_eq(item.task, a);
     memcpy(&v, item.data, sizeof v);
     ck_assert_int_eq(v, 0);
-    ck_assert(tu_wait_flag(&sh->yielded, (int)SUBITER_OPTS_DEFAULT_BUFFER_ITEMS,
-                           WAIT_MS));
+    ck_assert(tu_wait_flag(&sh->yielded, (int)wo.buffer_items, WAIT_MS));
 
     ck_assert_int_eq(tp_submit_nowait(p, 2, JOB_PLAIN, &b), 0);
     ck_assert_int_eq(tp_submit_nowait(p, 3, JOB_PLAIN, &c), 0);

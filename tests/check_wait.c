@@ -1,0 +1,182 @@
+/* check_wait.c: the wait/wake protocol (wait.c) under CPU contention and
+ * the default bound. A side spins only while the other is awake on
+ * another CPU (its "running" word), never with sched_yield(); when the
+ * other sleeps or shares its CPU, it arms at once and sleeps; the running
+ * words follow the sleeps. With SUBITER_OPTS_INIT the ring's bytes, not a
+ * count of 32, bound what a worker runs ahead. */
+#include "config.h"
+
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "testutil.h"
+
+#define PAGE 4096
+#define WAIT_MS 20000
+
+/* A header alone: the waits look at nothing else until they sleep. */
+static struct subiter__shm *fake_shm(void)
+{
+    struct subiter__shm *shm = aligned_alloc(64, sizeof *shm);
+
+    ck_assert_ptr_nonnull(shm);
+    memset(shm, 0, sizeof *shm);
+    shm->child_running = SUBITER__RUNNING_ANY;
+    shm->parent_running = SUBITER__RUNNING_ANY;
+    return shm;
+}
+
+/* The worker's wait arms on its first turn, without a spin. */
+static void expect_worker_arms_at_once(struct subiter__shm *shm)
+{
+    struct subiter__wait w = SUBITER__WAIT_INIT;
+
+    subiter__worker_wait(shm, &w);
+    ck_assert(w.armed);
+    ck_assert_uint_eq(atomic_load(&shm->child_sleeping), 1);
+    ck_assert_uint_eq(atomic_load(&shm->child_running), 0);
+    subiter__worker_wait_end(shm, &w);
+    ck_assert_uint_eq(atomic_load(&shm->child_sleeping), 0);
+    ck_assert_uint_ne(atomic_load(&shm->child_running), 0);
+}
+
+START_TEST(test_wait_no_spin_while_other_sleeps)
+{
+    struct subiter__shm *shm = fake_shm();
+
+    atomic_store(&shm->parent_running, 0);
+    expect_worker_arms_at_once(shm);
+    free(shm);
+}
+END_TEST
+
+START_TEST(test_wait_no_spin_on_own_cpu)
+{
+    struct subiter__shm *shm = fake_shm();
+    cpu_set_t one;
+
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    if (sched_setaffinity(0, sizeof one, &one) < 0 || sched_getcpu() != 0) {
+        free(shm);
+        return; /* CPU 0 not ours here: nothing to check */
+    }
+    /* The parent last ran on CPU 0, where this side is: it cannot move
+     * while we spin. */
+    atomic_store(&shm->parent_running, 1);
+    expect_worker_arms_at_once(shm);
+    free(shm);
+}
+END_TEST
+
+START_TEST(test_wait_spins_while_other_runs_then_arms)
+{
+    struct subiter__shm *shm = fake_shm();
+    struct subiter__wait w = SUBITER__WAIT_INIT;
+    int64_t t0 = tu_now_ms();
+    unsigned turns = 0;
+
+    /* Awake somewhere else: spin first, then arm within the bound. */
+    while (!w.armed && tu_now_ms() - t0 < WAIT_MS) {
+        subiter__worker_wait(shm, &w);
+        turns++;
+    }
+    ck_assert(w.armed);
+    ck_assert_uint_gt(turns, 1);
+    /* The worker said where it runs while it spun, then 0 as it armed. */
+    ck_assert_uint_eq(atomic_load(&shm->child_running), 0);
+    subiter__worker_wait_end(shm, &w);
+    free(shm);
+}
+END_TEST
+
+START_TEST(test_wait_parent_no_spin_while_worker_sleeps)
+{
+    struct subiter__shm *shm = fake_shm();
+    struct subiter__wait w = SUBITER__WAIT_INIT;
+    struct subiter__proc proc;
+
+    subiter__proc_init(&proc);
+    atomic_store(&shm->child_running, 0);
+    ck_assert_int_eq(subiter__parent_wait(shm, &w, -1, &proc, 0), 0);
+    ck_assert(w.armed);
+    ck_assert_uint_eq(atomic_load(&shm->parent_sleeping), 1);
+    ck_assert_uint_eq(atomic_load(&shm->parent_running), 0);
+    subiter__parent_wait_end(shm, &w);
+    ck_assert_uint_eq(atomic_load(&shm->parent_sleeping), 0);
+    ck_assert_uint_ne(atomic_load(&shm->parent_running), 0);
+    free(shm);
+}
+END_TEST
+
+/* ---- the default bound ---- */
+
+static int gen_count_yields(subiter_gen *g, void *arg)
+{
+    _Atomic int *yielded = arg;
+    long i;
+    int r;
+
+    for (i = 0; i < 1000; i++) {
+        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
+            return r;
+        }
+        atomic_fetch_add(yielded, 1);
+    }
+    return 0;
+}
+
+START_TEST(test_wait_default_bound_is_bytes)
+{
+    struct tu_snapshot snap;
+    subiter_opts o = tu_opts_grace(WAIT_MS, TU_LONG_GRACE_MS);
+    _Atomic int *yielded;
+    subiter *it;
+    subiter_item item;
+    long i;
+
+    tu_snapshot(&snap);
+    yielded = tu_shared_new(PAGE);
+    ck_assert_uint_eq(o.buffer_items, 0);
+    ck_assert_int_eq(subiter_open(&it, gen_count_yields, (void *)yielded, &o),
+                     0);
+    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
+    /* 1000 items of 8 bytes fit the default 4 MiB ring: the worker runs
+     * through them all before the parent reads one. */
+    ck_assert(tu_wait_flag(yielded, 1000, WAIT_MS));
+    for (i = 0; i < 1000; i++) {
+        ck_assert_int_eq(subiter_next(it, &item), 1);
+        ck_assert_int_eq(tu_item_long(&item), i);
+    }
+    ck_assert_int_eq(subiter_next(it, &item), 0);
+    ck_assert_int_eq(subiter_close(it), 0);
+    tu_shared_free((void *)yielded, PAGE);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+static Suite *wait_suite(void)
+{
+    Suite *s = suite_create("wait");
+    TCase *tc = tcase_create("spin");
+
+    tcase_add_test(tc, test_wait_no_spin_while_other_sleeps);
+    tcase_add_test(tc, test_wait_no_spin_on_own_cpu);
+    tcase_add_test(tc, test_wait_spins_while_other_runs_then_arms);
+    tcase_add_test(tc, test_wait_parent_no_spin_while_worker_sleeps);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("bound");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_wait_default_bound_is_bytes);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(wait_suite());
+}
