@@ -101,6 +101,11 @@ const char *subiter__worker_exit_reason(int status)
         return "the command ring is corrupt";
     case SUBITER__EXIT_STATUS:
         return "a status did not fit the item ring";
+    case SUBITER__EXIT_HANDOFF:
+        return "the worker could not read its start hand-off";
+    case SUBITER__EXIT_SYMBOL:
+        return "the worker could not find the generator or the "
+               "initializer by name";
     default:
         return NULL;
     }

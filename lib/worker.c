@@ -197,7 +197,7 @@ void subiter__gen_kick(subiter_gen *g)
 
 /* ---- the state machine ---- */
 
-static void reset_signals(void)
+void subiter__reset_signals(void)
 {
     struct sigaction sa;
     sigset_t all;
@@ -311,7 +311,7 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     subiter_gen g;
     int r;
 
-    reset_signals();
+    subiter__reset_signals();
     /* A fault injected into the parent's allocations is not the worker's:
      * start counting afresh. */
     (void)subiter__alloc_fail_at(0);
