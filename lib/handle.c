@@ -453,7 +453,7 @@ int subiter__open_async(subiter **out, subiter_iter_fn fn, void *arg,
     if (fn == NULL) {
         return subiter__fail(it, -EINVAL, "no generator given");
     }
-    if (o.start_method != SUBITER_FORK && arg != NULL && o.arg_len == 0) {
+    if (!subiter__handoff_arg_ok(o.start_method, arg, o.arg_len)) {
         return subiter__fail(it, -EINVAL,
                              "opts.arg_len: 0 with a non-NULL arg; "
                              "SUBITER_FORKSERVER and SUBITER_SPAWN copy arg "

@@ -36,7 +36,20 @@ struct handoff {
     uint32_t init_name_len;
     uint64_t arg_off; /* arg_len bytes at arg_off, 16-aligned */
     uint64_t arg_len;
+    uint64_t raw_arg; /* test hook: arg as its pointer value */
 };
+
+static _Thread_local bool raw_arg;
+
+void subiter__handoff_raw_arg(bool on)
+{
+    raw_arg = on;
+}
+
+bool subiter__handoff_arg_ok(int method, const void *arg, size_t arg_len)
+{
+    return method == SUBITER_FORK || arg == NULL || arg_len > 0 || raw_arg;
+}
 
 /* The exported name of fn, checked to resolve back to fn in this process
  * as the worker will look it up; NULL with `why` otherwise. */
@@ -120,6 +133,9 @@ int subiter__handoff_create(const struct subiter__child_args *a, size_t arg_len,
     off = sizeof h + h.fn_name_len + h.init_name_len;
     h.arg_off = (off + 15) & ~(uint64_t)15;
     h.arg_len = a->arg != NULL ? arg_len : 0;
+    if (a->arg != NULL && arg_len == 0) {
+        h.raw_arg = (uint64_t)(uintptr_t)a->arg;
+    }
 
     fd = memfd_create("subiter-handoff", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) {
@@ -195,6 +211,9 @@ _Noreturn void subiter__handoff_run(int hfd, int memfd, int efd, bool by_name)
     a.worker_id = h.worker_id;
     a.num_workers = h.num_workers;
     a.arg = h.has_arg ? (void *)(base + h.arg_off) : NULL;
+    if (h.has_arg && h.arg_len == 0) {
+        a.arg = (void *)(uintptr_t)h.raw_arg;
+    }
     if (by_name) {
         void *fn = lookup(base, sizeof h, h.fn_name_len, name);
         void *init = NULL;

@@ -44,6 +44,15 @@ SUBITER__HIDDEN int subiter__forkserver_fork(int hfd, int memfd, int efd,
 SUBITER__HIDDEN int subiter__spawn(int hfd, int memfd, int efd, pid_t *pid,
                                    char *why, size_t n);
 
+/* May `arg` go to a worker started by `method` (FORKSERVER and SPAWN need
+ * arg_len)? */
+SUBITER__HIDDEN bool subiter__handoff_arg_ok(int method, const void *arg,
+                                             size_t arg_len);
+/* Test hook: with `on`, this thread's FORKSERVER and SPAWN opens pass an
+ * arg without arg_len as its pointer value (for suites written for fork
+ * that pass numbers, or pages the zygote shares, as arg). */
+SUBITER__HIDDEN void subiter__handoff_raw_arg(bool on);
+
 /* Test hook: the zygote's pid, 0 when none runs for this process. */
 SUBITER__HIDDEN pid_t subiter__forkserver_pid(void);
 

@@ -106,6 +106,7 @@ static pid_t other_child(pid_t except)
 
 void tu_snapshot(struct tu_snapshot *s)
 {
+
     /* The zygote and its socket stay for the life of the process: start
      * it before counting. */
     if (tu_start_method() == SUBITER_FORKSERVER) {
@@ -146,6 +147,10 @@ subiter_opts tu_opts(int timeout_ms)
     o.grace_ms = 200;
     o.timeout_ms = timeout_ms;
     o.start_method = tu_start_method();
+    /* The suites pass numbers (and pages made before the zygote) as arg,
+     * which FORKSERVER and SPAWN refuse without arg_len; check_start sets
+     * its method itself to test that refusal. */
+    subiter__handoff_raw_arg(o.start_method != SUBITER_FORK);
     return o;
 }
 
