@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -43,9 +44,26 @@ static char **worker_env(char *var)
     return env;
 }
 
+/* The program to exec: the path /proc/self/exe links to, which is what
+ * valgrind reports for its client (exec'ing the link itself would start
+ * valgrind's own tool), or the link when the file is gone. */
+static const char *self_exe(char *buf, size_t n)
+{
+    ssize_t len = readlink("/proc/self/exe", buf, n - 1);
+
+    if (len > 0 && (size_t)len < n - 1) {
+        buf[len] = '\0';
+        if (strstr(buf, " (deleted)") == NULL) {
+            return buf;
+        }
+    }
+    snprintf(buf, n, "/proc/self/exe");
+    return buf;
+}
+
 int subiter__spawn(int hfd, int memfd, int efd, pid_t *pid, char *why, size_t n)
 {
-    char var[sizeof SUBITER__SPAWN_ENV + 40];
+    char var[sizeof SUBITER__SPAWN_ENV + 40], exe[PATH_MAX];
     char *argv[2];
     char **env;
     posix_spawn_file_actions_t fa;
@@ -88,9 +106,9 @@ int subiter__spawn(int hfd, int memfd, int efd, pid_t *pid, char *why, size_t n)
                                               POSIX_SPAWN_SETSIGMASK);
     }
     if (r == 0) {
-        r = posix_spawn(pid, "/proc/self/exe", &fa, &at, argv, env);
+        r = posix_spawn(pid, self_exe(exe, sizeof exe), &fa, &at, argv, env);
         if (r != 0) {
-            snprintf(why, n, "posix_spawn of /proc/self/exe: %s", strerror(r));
+            snprintf(why, n, "posix_spawn of %s: %s", exe, strerror(r));
         }
     } else {
         snprintf(why, n, "posix_spawn setup: %s", strerror(r));

@@ -115,7 +115,7 @@ static bool forkserver_missing(int method)
 
 static subiter_opts method_opts(int method)
 {
-    subiter_opts o = tu_opts(20000);
+    subiter_opts o = tu_opts_grace(20000, TU_LONG_GRACE_MS);
 
     o.start_method = method;
     return o;
