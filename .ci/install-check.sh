@@ -119,4 +119,7 @@ fails_with 2 ./loader --workers 0 2>/dev/null
 # The last task hangs: it times out, exit 1.
 fails_with 1 ./tasks --tasks 4 --no-kill --hang --timeout-ms 300
 
+# Threads allocate and hold a lock while FORKSERVER workers start.
+./threaded 20 | grep "opens=20 sum="
+
 echo "install check OK (examples: ${examples[*]})"
