@@ -117,6 +117,8 @@ static subiter_opts method_opts(int method)
 {
     subiter_opts o = tu_opts_grace(20000, TU_LONG_GRACE_MS);
 
+    /* Whatever SUBITER_TEST_START_METHOD says: these cases test arg. */
+    subiter__handoff_raw_arg(false);
     o.start_method = method;
     return o;
 }

@@ -106,7 +106,6 @@ static pid_t other_child(pid_t except)
 
 void tu_snapshot(struct tu_snapshot *s)
 {
-
     /* The zygote and its socket stay for the life of the process: start
      * it before counting. */
     if (tu_start_method() == SUBITER_FORKSERVER) {
