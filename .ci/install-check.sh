@@ -124,4 +124,7 @@ fails_with 1 ./tasks --tasks 4 --no-kill --hang --timeout-ms 300
 ./evloop --records 20000 --tasks 8
 fails_with 130 ./evloop --records 1000000 --tasks 64 --interrupt-ms 200
 
+# Threads allocate and hold a lock while FORKSERVER workers start.
+./threaded 20 | grep "opens=20 sum="
+
 echo "install check OK (examples: ${examples[*]})"

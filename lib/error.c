@@ -103,6 +103,11 @@ const char *subiter__worker_exit_reason(int status)
         return "a status did not fit the item ring";
     case SUBITER__EXIT_EVENTFD:
         return "the application closed or replaced the worker's eventfd";
+    case SUBITER__EXIT_HANDOFF:
+        return "the worker could not read its start hand-off";
+    case SUBITER__EXIT_SYMBOL:
+        return "the worker could not find the generator or the "
+               "initializer by name";
     default:
         return NULL;
     }
@@ -111,10 +116,13 @@ const char *subiter__worker_exit_reason(int status)
 const char *subiter__worker_exit_why(int status, uint32_t stage)
 {
     /* Before the region is mapped, only the library's code has run in the
-     * worker; it can end there with these three statuses. */
+     * worker (the start hand-off of FORKSERVER and SPAWN included); it can
+     * end there with these statuses. */
     bool before_map = status == SUBITER__EXIT_BAD_MAGIC ||
                       status == SUBITER__EXIT_MMAP ||
-                      status == SUBITER__EXIT_ORPHAN;
+                      status == SUBITER__EXIT_ORPHAN ||
+                      status == SUBITER__EXIT_HANDOFF ||
+                      status == SUBITER__EXIT_SYMBOL;
 
     if ((stage == 0 && before_map) ||
         (status > 0 && stage == (uint32_t)status)) {

@@ -17,6 +17,7 @@
 
 #include "internal.h"
 #include "handle_impl.h"
+#include "start.h"
 
 /*
  * Every change of state goes through here. The legal ones, top to bottom:
@@ -311,15 +312,44 @@ static int read_opts(subiter_opts *o, const subiter_opts *user)
         o->grace_ms = user->grace_ms;
     }
     o->start_method = user->start_method;
+    o->arg_len = user->arg_len;
     if (o->grace_ms < 0 || o->buffer_bytes > SUBITER__MAX_RING_BYTES) {
         return -EINVAL;
     }
-    if (o->start_method == SUBITER_FORKSERVER ||
-        o->start_method == SUBITER_SPAWN) {
-        return -ENOTSUP;
-    }
-    if (o->start_method != SUBITER_FORK) {
+    if (o->start_method != SUBITER_FORK &&
+        o->start_method != SUBITER_FORKSERVER &&
+        o->start_method != SUBITER_SPAWN) {
         return -EINVAL;
+    }
+    return 0;
+}
+
+/* SUBITER_FORKSERVER and SUBITER_SPAWN (start.h): the worker reads a
+ * hand-off instead of sharing our memory. */
+static int start_other(subiter *it, const subiter_opts *o,
+                       const struct subiter__child_args *a)
+{
+    char why[512] = "";
+    pid_t pid = 0;
+    int hfd, pidfd, r;
+
+    hfd = subiter__handoff_create(
+        a, o->arg_len, o->start_method == SUBITER_SPAWN, why, sizeof why);
+    r = hfd < 0 ? hfd
+                : subiter__start_worker(o->start_method, hfd, it->reg.memfd,
+                                        it->efd, &pid, &pidfd, why, sizeof why);
+    if (hfd >= 0) {
+        (void)close(hfd);
+    }
+    subiter__shm_close_fd(&it->reg);
+    if (r < 0) {
+        return subiter__fail(it, r, "%s", why);
+    }
+    if (pidfd >= 0) {
+        it->proc.pid = pid;
+        it->proc.pidfd = pidfd;
+    } else {
+        subiter__proc_watch(&it->proc, pid);
     }
     return 0;
 }
@@ -356,6 +386,9 @@ static int spawn(subiter *it, const subiter_opts *o, subiter_iter_fn fn,
     a.arg = arg;
     a.id = *id;
     subiter__oom_begin(&it->oom);
+    if (o->start_method != SUBITER_FORK) {
+        return start_other(it, o, &a);
+    }
     pid = fork();
     if (pid == 0) {
         subiter__worker_main(&a);
@@ -481,15 +514,17 @@ int subiter__open_async(subiter **out, subiter_iter_fn fn, void *arg,
     }
     *out = it;
     r = read_opts(&o, opts);
-    if (r == -ENOTSUP) {
-        return subiter__fail(it, r, "start method %d is not built yet",
-                             opts->start_method);
-    }
     if (r < 0) {
         return subiter__fail(it, r, "invalid options");
     }
     if (fn == NULL) {
         return subiter__fail(it, -EINVAL, "no generator given");
+    }
+    if (!subiter__handoff_arg_ok(o.start_method, arg, o.arg_len)) {
+        return subiter__fail(it, -EINVAL,
+                             "opts.arg_len: 0 with a non-NULL arg; "
+                             "SUBITER_FORKSERVER and SUBITER_SPAWN copy arg "
+                             "as arg_len bytes");
     }
     it->timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 0;
     it->grace_ms = o.grace_ms;

@@ -265,7 +265,7 @@ void subiter__gen_kick(subiter_gen *g)
 
 /* ---- the state machine ---- */
 
-static void reset_signals(void)
+void subiter__reset_signals(void)
 {
     struct sigaction sa;
     sigset_t all;
@@ -425,7 +425,7 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     struct stat st;
     int r;
 
-    reset_signals();
+    subiter__reset_signals();
     ignore_terminal_signals();
     /* A fault injected into the parent's allocations is not the worker's:
      * start counting afresh. */

@@ -22,7 +22,9 @@ enum subiter__worker_exit {
     SUBITER__EXIT_ORPHAN = 122,    /* the parent died before we started */
     SUBITER__EXIT_CMD_RING = 123,  /* the command ring is corrupt */
     SUBITER__EXIT_STATUS = 124,    /* a status could not be sent */
-    SUBITER__EXIT_EVENTFD = 125    /* the application closed our eventfd */
+    SUBITER__EXIT_EVENTFD = 125,   /* the application closed our eventfd */
+    SUBITER__EXIT_HANDOFF = 126,   /* the start hand-off is unreadable */
+    SUBITER__EXIT_SYMBOL = 127     /* a function named in it is not found */
 };
 
 /* shm->worker_stage once the worker has mapped its region (any value
@@ -32,6 +34,10 @@ enum subiter__worker_exit {
 /* The worker's main: never returns. */
 SUBITER__HIDDEN _Noreturn void
 subiter__worker_main(const struct subiter__child_args *a);
+
+/* Every signal handler back to SIG_DFL, every signal unblocked (a
+ * forkserver's zygote does it too). */
+SUBITER__HIDDEN void subiter__reset_signals(void);
 
 /* Test hooks: the worker's view of its own shared region (NULL outside),
  * and a wake-up of the parent after a test scribbled on it. */

@@ -142,10 +142,6 @@ START_TEST(test_misuse_opts_invalid)
     expect_bad_opts(&o, -EINVAL);
     o.start_method = -1;
     expect_bad_opts(&o, -EINVAL);
-    o.start_method = SUBITER_FORKSERVER;
-    expect_bad_opts(&o, -ENOTSUP);
-    o.start_method = SUBITER_SPAWN;
-    expect_bad_opts(&o, -ENOTSUP);
 
     o = tu_opts_grace(0, TU_LONG_GRACE_MS);
     o.grace_ms = -1;

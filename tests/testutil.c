@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "internal.h"
+#include "start.h"
 #include "testutil.h"
 
 static int count_fds(void)
@@ -46,8 +48,69 @@ static int count_mappings(void)
     return n;
 }
 
+int tu_start_method(void)
+{
+    const char *m = getenv("SUBITER_TEST_START_METHOD");
+
+    if (m == NULL || *m == '\0' || strcmp(m, "fork") == 0) {
+        return SUBITER_FORK;
+    }
+    if (strcmp(m, "forkserver") == 0) {
+        return SUBITER_FORKSERVER;
+    }
+    if (strcmp(m, "spawn") == 0) {
+        return SUBITER_SPAWN;
+    }
+    fprintf(stderr,
+            "SUBITER_TEST_START_METHOD=%s: not fork, forkserver or "
+            "spawn\n",
+            m);
+    exit(99);
+}
+
+/* A child of this process other than `except` (the forkserver's zygote,
+ * which lives as long as the test process), or 0. */
+static pid_t other_child(pid_t except)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t me = getpid(), found = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while (found == 0 && (e = readdir(d)) != NULL) {
+        char path[300], buf[512], *p;
+        FILE *f;
+        int ppid;
+
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') {
+            continue;
+        }
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        f = fopen(path, "r");
+        if (f == NULL) {
+            continue;
+        }
+        p = fgets(buf, sizeof buf, f);
+        fclose(f);
+        /* "pid (comm) state ppid": comm may hold anything but ends at the
+         * last ')'. */
+        p = p != NULL ? strrchr(buf, ')') : NULL;
+        if (p != NULL && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == me &&
+            atoi(e->d_name) != except) {
+            found = atoi(e->d_name);
+        }
+    }
+    closedir(d);
+    return found;
+}
+
 void tu_snapshot(struct tu_snapshot *s)
 {
+    /* The zygote and its socket stay for the life of the process: start
+     * it before counting. */
+    if (tu_start_method() == SUBITER_FORKSERVER) {
+        ck_assert_int_eq(subiter_forkserver_start(), 0);
+    }
     s->fds = count_fds();
     s->mappings = count_mappings();
 }
@@ -57,8 +120,14 @@ void tu_assert_clean(const struct tu_snapshot *s)
     pid_t r = waitpid(-1, NULL, WNOHANG);
     int e = errno;
 
-    ck_assert_msg(r == -1 && e == ECHILD, "a child is left (waitpid: %d)",
-                  (int)r);
+    if (r == 0 && subiter__forkserver_pid() > 0) {
+        pid_t other = other_child(subiter__forkserver_pid());
+
+        ck_assert_msg(other == 0, "a child is left (pid %d)", (int)other);
+    } else {
+        ck_assert_msg(r == -1 && e == ECHILD, "a child is left (waitpid: %d)",
+                      (int)r);
+    }
     ck_assert_int_eq(count_fds(), s->fds);
     ck_assert_int_eq(count_mappings(), s->mappings);
 }
@@ -76,6 +145,11 @@ subiter_opts tu_opts(int timeout_ms)
 
     o.grace_ms = 200;
     o.timeout_ms = timeout_ms;
+    o.start_method = tu_start_method();
+    /* The suites pass numbers (and pages made before the zygote) as arg,
+     * which FORKSERVER and SPAWN refuse without arg_len; check_start sets
+     * its method itself to test that refusal. */
+    subiter__handoff_raw_arg(o.start_method != SUBITER_FORK);
     return o;
 }
 

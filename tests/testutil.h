@@ -25,7 +25,12 @@ void tu_assert_clean(const struct tu_snapshot *s);
  * (not even a zombie is left). */
 void tu_assert_gone(pid_t pid);
 
-/* Options with small grace and the given timeout, for fast tests. */
+/* The start method the suites run under: SUBITER_TEST_START_METHOD=fork
+ * (the default), forkserver or spawn; anything else exits 99. */
+int tu_start_method(void);
+
+/* Options with small grace and the given timeout, for fast tests, and the
+ * start method of tu_start_method(). */
 subiter_opts tu_opts(int timeout_ms);
 
 /* A grace for cases where the worker exits at once on ABORT: close() then

@@ -1,0 +1,423 @@
+/* check_start.c: the start methods. arg as bytes for each of them, the
+ * errors of SUBITER_FORKSERVER and SUBITER_SPAWN (arg without arg_len, a
+ * function that is not exported), the zygote (idempotent, thread-safe,
+ * replaced when it dies, its workers children of the test process), a
+ * pool on each method, and a threaded host whose threads hold malloc's
+ * and the initializer's locks while workers start. */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "start.h"
+#include "testutil.h"
+
+/* Callbacks a spawned worker finds by name: exported, so not static. */
+int st_gen_arg(subiter_gen *g, void *arg);
+int st_gen_ppid(subiter_gen *g, void *arg);
+int st_init_locked(subiter_gen *g, void *arg);
+int st_gen_shard(subiter_gen *g, void *arg);
+
+static const int methods[] = {SUBITER_FORK, SUBITER_FORKSERVER, SUBITER_SPAWN};
+
+/* Yields the arg bytes back (arg is a NUL-terminated string). */
+int st_gen_arg(subiter_gen *g, void *arg)
+{
+    char *s = arg;
+
+    if (s == NULL) {
+        return subiter_yield(g, "(null)", 6);
+    }
+    /* The copy is the worker's own: writing to it is allowed. */
+    s[0] = (char)(s[0] == 'h' ? 'H' : s[0]);
+    return subiter_yield(g, s, strlen(s));
+}
+
+/* Yields the worker's parent's pid. */
+int st_gen_ppid(subiter_gen *g, void *arg)
+{
+    pid_t p = getppid();
+
+    (void)arg;
+    return subiter_yield(g, &p, sizeof p);
+}
+
+static pthread_mutex_t host_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Takes the lock a host thread holds most of the time, and mallocs. */
+int st_init_locked(subiter_gen *g, void *arg)
+{
+    void *p;
+
+    (void)arg;
+    pthread_mutex_lock(&host_lock);
+    p = malloc(100);
+    pthread_mutex_unlock(&host_lock);
+    if (p == NULL) {
+        return subiter_fail(g, "malloc failed");
+    }
+    free(p);
+    return 0;
+}
+
+/* One item: the shard number. */
+int st_gen_shard(subiter_gen *g, void *arg)
+{
+    unsigned id = subiter_worker_id(g);
+
+    (void)arg;
+    return subiter_yield(g, &id, sizeof id);
+}
+
+static int gen_static(subiter_gen *g, void *arg)
+{
+    (void)arg;
+    return subiter_yield(g, "x", 1);
+}
+
+static int init_static(subiter_gen *g, void *arg)
+{
+    (void)g;
+    (void)arg;
+    return 0;
+}
+
+/* clone3() exists (valgrind answers ENOSYS, where a FORKSERVER open must
+ * then fail and say why). Probed with bad arguments: EINVAL, not ENOSYS. */
+static bool have_clone3(void)
+{
+    return syscall(SYS_clone3, NULL, 0) < 0 && errno != ENOSYS;
+}
+
+/* Without clone3(), check that a FORKSERVER open says so, and skip the
+ * rest of the case: true then. */
+static bool forkserver_missing(int method)
+{
+    subiter_opts o = tu_opts(0);
+    subiter *it;
+
+    if (method != SUBITER_FORKSERVER || have_clone3()) {
+        return false;
+    }
+    o.start_method = SUBITER_FORKSERVER;
+    ck_assert_int_eq(subiter_open(&it, st_gen_ppid, NULL, &o), -ENOSYS);
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "clone3"));
+    ck_assert_int_eq(subiter_close(it), 0);
+    return true;
+}
+
+static subiter_opts method_opts(int method)
+{
+    subiter_opts o = tu_opts_grace(20000, TU_LONG_GRACE_MS);
+
+    /* Whatever SUBITER_TEST_START_METHOD says: these cases test arg. */
+    subiter__handoff_raw_arg(false);
+    o.start_method = method;
+    return o;
+}
+
+/* One iteration of a one-item generator; the item is copied to buf. */
+static size_t one_item(subiter *it, void *buf, size_t cap)
+{
+    subiter_item item;
+    size_t n;
+
+    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
+    ck_assert_int_eq(subiter_next(it, &item), 1);
+    n = item.len;
+    ck_assert_uint_le(n, cap);
+    memcpy(buf, item.data, n);
+    ck_assert_int_eq(subiter_next(it, &item), 0);
+    return n;
+}
+
+/* arg_len copies the bytes into the worker, for every method; the
+ * caller's bytes are untouched. */
+START_TEST(test_start_arg_bytes)
+{
+    int method = methods[_i];
+    struct tu_snapshot snap;
+    subiter_opts o = method_opts(method);
+    char arg[] = "hello";
+    char got[16];
+    subiter *it;
+    size_t n;
+
+    if (forkserver_missing(method)) {
+        return;
+    }
+    if (method == SUBITER_FORKSERVER) {
+        ck_assert_int_eq(subiter_forkserver_start(), 0);
+    }
+    tu_snapshot(&snap);
+    o.arg_len = sizeof arg;
+    ck_assert_int_eq(subiter_open(&it, st_gen_arg, arg, &o), 0);
+    n = one_item(it, got, sizeof got);
+    ck_assert_uint_eq(n, 5);
+    ck_assert(memcmp(got, "Hello", 5) == 0);
+    n = one_item(it, got, sizeof got);
+    ck_assert(memcmp(got, "Hello", 5) == 0);
+    ck_assert_str_eq(arg, "hello");
+    ck_assert_int_eq(subiter_close(it), 0);
+    /* No arg at all is fine for every method. */
+    ck_assert_int_eq(subiter_open(&it, st_gen_arg, NULL, &o), 0);
+    n = one_item(it, got, sizeof got);
+    ck_assert(n == 6 && memcmp(got, "(null)", 6) == 0);
+    ck_assert_int_eq(subiter_close(it), 0);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* FORKSERVER and SPAWN cannot share a pointer: arg without arg_len is
+ * -EINVAL, and errmsg names arg_len. */
+START_TEST(test_start_arg_needs_len)
+{
+    int method = methods[1 + _i];
+    subiter_opts o = method_opts(method);
+    int x = 1;
+    subiter *it;
+
+    ck_assert_int_eq(subiter_open(&it, st_gen_arg, &x, &o), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "arg_len"));
+    ck_assert_int_eq(subiter_pid(it), 0);
+    ck_assert_int_eq(subiter_close(it), 0);
+}
+END_TEST
+
+/* SPAWN finds functions by name: a static generator or initializer is
+ * -EINVAL, and errmsg says to export it. */
+START_TEST(test_start_spawn_needs_export)
+{
+    subiter_opts o = method_opts(SUBITER_SPAWN);
+    subiter *it;
+
+    ck_assert_int_eq(subiter_open(&it, gen_static, NULL, &o), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "generator"));
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "non-static"));
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "-rdynamic"));
+    ck_assert_int_eq(subiter_close(it), 0);
+    o.init = init_static;
+    ck_assert_int_eq(subiter_open(&it, st_gen_ppid, NULL, &o), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "initializer"));
+    ck_assert_int_eq(subiter_close(it), 0);
+    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+}
+END_TEST
+
+/* Every method's worker is a child of this process (the zygote's are made
+ * with CLONE_PARENT). */
+START_TEST(test_start_worker_is_our_child)
+{
+    int method = methods[_i];
+    struct tu_snapshot snap;
+    subiter_opts o = method_opts(method);
+    pid_t ppid;
+    subiter *it;
+
+    if (forkserver_missing(method)) {
+        return;
+    }
+    if (method == SUBITER_FORKSERVER) {
+        ck_assert_int_eq(subiter_forkserver_start(), 0);
+    }
+    tu_snapshot(&snap);
+    ck_assert_int_eq(subiter_open(&it, st_gen_ppid, NULL, &o), 0);
+    ck_assert_uint_eq(one_item(it, &ppid, sizeof ppid), sizeof ppid);
+    ck_assert_int_eq(ppid, getpid());
+    ck_assert_int_eq(subiter_close(it), 0);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+struct starter {
+    pthread_t t;
+    int r;
+};
+
+static void *start_zygote(void *arg)
+{
+    struct starter *s = arg;
+
+    s->r = subiter_forkserver_start();
+    return NULL;
+}
+
+/* Started from several threads at once, then again: one zygote. */
+START_TEST(test_start_forkserver_once)
+{
+    struct starter s[4];
+    pid_t z;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        ck_assert_int_eq(pthread_create(&s[i].t, NULL, start_zygote, &s[i]), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        ck_assert_int_eq(pthread_join(s[i].t, NULL), 0);
+        ck_assert_int_eq(s[i].r, 0);
+    }
+    z = subiter__forkserver_pid();
+    ck_assert_int_gt(z, 0);
+    ck_assert_int_eq(subiter_forkserver_start(), 0);
+    ck_assert_int_eq(subiter__forkserver_pid(), z);
+}
+END_TEST
+
+/* A zygote that died is replaced at the next open. */
+START_TEST(test_start_forkserver_restarts)
+{
+    subiter_opts o = method_opts(SUBITER_FORKSERVER);
+    pid_t z, ppid;
+    subiter *it;
+
+    if (forkserver_missing(SUBITER_FORKSERVER)) {
+        return;
+    }
+    ck_assert_int_eq(subiter_forkserver_start(), 0);
+    z = subiter__forkserver_pid();
+    ck_assert_int_eq(kill(z, SIGKILL), 0);
+    ck_assert_int_eq(subiter_open(&it, st_gen_ppid, NULL, &o), 0);
+    ck_assert_uint_eq(one_item(it, &ppid, sizeof ppid), sizeof ppid);
+    ck_assert_int_eq(ppid, getpid());
+    ck_assert_int_ne(subiter__forkserver_pid(), z);
+    ck_assert_int_gt(subiter__forkserver_pid(), 0);
+    ck_assert_int_eq(subiter_close(it), 0);
+    tu_assert_gone(z);
+}
+END_TEST
+
+/* A pool takes its workers' start method. */
+START_TEST(test_start_pool)
+{
+    int method = methods[_i];
+    subiter_pool_opts po = SUBITER_POOL_OPTS_INIT;
+    subiter_opts o = method_opts(method);
+    subiter_pool_item item;
+    struct tu_snapshot snap;
+    subiter_pool *p;
+    unsigned seen = 0, id;
+    int r;
+
+    if (forkserver_missing(method)) {
+        return;
+    }
+    if (method == SUBITER_FORKSERVER) {
+        ck_assert_int_eq(subiter_forkserver_start(), 0);
+    }
+    tu_snapshot(&snap);
+    po.workers = 3;
+    po.worker = &o;
+    ck_assert_int_eq(subiter_pool_open(&p, st_gen_shard, NULL, &po), 0);
+    ck_assert_int_eq(subiter_pool_start(p, NULL, 0), 0);
+    while ((r = subiter_pool_next(p, &item)) == 1) {
+        ck_assert_uint_eq(item.len, sizeof id);
+        memcpy(&id, item.data, sizeof id);
+        ck_assert_uint_lt(id, 3);
+        seen |= 1u << id;
+    }
+    ck_assert_int_eq(r, 0);
+    ck_assert_uint_eq(seen, 7);
+    ck_assert_int_eq(subiter_pool_close(p), 0);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* ---- a threaded host ---- */
+
+static _Atomic int host_stop;
+
+static void *churn(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&host_stop)) {
+        void *p = malloc(64 + (size_t)(rand() % 4096));
+
+        free(p);
+    }
+    return NULL;
+}
+
+static void *hold_lock(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&host_stop)) {
+        pthread_mutex_lock(&host_lock);
+        tu_sleep_ms(1);
+        pthread_mutex_unlock(&host_lock);
+    }
+    return NULL;
+}
+
+/* Four threads malloc and free, a fifth holds the lock the initializer
+ * takes: 50 opens under FORKSERVER (zygote started before the threads)
+ * and 50 under SPAWN all succeed. */
+START_TEST(test_start_threaded_host)
+{
+    int method = methods[1 + _i];
+    subiter_opts o = method_opts(method);
+    struct tu_snapshot snap;
+    pthread_t t[5];
+    int i;
+
+    if (forkserver_missing(method)) {
+        return;
+    }
+    if (method == SUBITER_FORKSERVER) {
+        ck_assert_int_eq(subiter_forkserver_start(), 0);
+    }
+    tu_snapshot(&snap);
+    o.init = st_init_locked;
+    atomic_store(&host_stop, 0);
+    for (i = 0; i < 4; i++) {
+        ck_assert_int_eq(pthread_create(&t[i], NULL, churn, NULL), 0);
+    }
+    ck_assert_int_eq(pthread_create(&t[4], NULL, hold_lock, NULL), 0);
+    for (i = 0; i < 50; i++) {
+        subiter *it;
+        pid_t ppid;
+        int r = subiter_open(&it, st_gen_ppid, NULL, &o);
+
+        ck_assert_msg(r == 0, "open %d: %s", i, subiter_errmsg(it));
+        ck_assert_uint_eq(one_item(it, &ppid, sizeof ppid), sizeof ppid);
+        ck_assert_int_eq(subiter_close(it), 0);
+    }
+    atomic_store(&host_stop, 1);
+    for (i = 0; i < 5; i++) {
+        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+    }
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+static Suite *start_suite(void)
+{
+    Suite *s = suite_create("start");
+    TCase *tc = tcase_create("start");
+    TCase *th = tcase_create("threaded_host");
+
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_start_arg_bytes, 0, 3);
+    tcase_add_loop_test(tc, test_start_arg_needs_len, 0, 2);
+    tcase_add_test(tc, test_start_spawn_needs_export);
+    tcase_add_loop_test(tc, test_start_worker_is_our_child, 0, 3);
+    tcase_add_test(tc, test_start_forkserver_once);
+    tcase_add_test(tc, test_start_forkserver_restarts);
+    tcase_add_loop_test(tc, test_start_pool, 0, 3);
+    suite_add_tcase(s, tc);
+    tcase_set_timeout(th, 120);
+    tcase_add_loop_test(th, test_start_threaded_host, 0, 2);
+    suite_add_tcase(s, th);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(start_suite());
+}
