@@ -348,8 +348,9 @@ static int start_other(subiter *it, const subiter_opts *o,
     if (pidfd >= 0) {
         it->proc.pid = pid;
         it->proc.pidfd = pidfd;
+        it->proc.life = &it->reg.shm->life;
     } else {
-        subiter__proc_watch(&it->proc, pid);
+        subiter__proc_watch(&it->proc, pid, &it->reg.shm->life);
     }
     return 0;
 }

@@ -27,10 +27,9 @@ struct handoff {
     uint32_t version;
     uint64_t shm_len;
     int32_t parent;
-    uint32_t worker_id;
-    uint32_t num_workers;
-    uint32_t has_arg; /* arg was not NULL */
-    uint64_t fn_addr; /* by address: same image (a zygote's fork) */
+    struct subiter__ident id; /* shard, rank, seed (same binary: same layout) */
+    uint32_t has_arg;         /* arg was not NULL */
+    uint64_t fn_addr;         /* by address: same image (a zygote's fork) */
     uint64_t init_addr;
     uint32_t fn_name_len; /* by name: bytes after the header, no NUL */
     uint32_t init_name_len;
@@ -109,8 +108,7 @@ int subiter__handoff_create(const struct subiter__child_args *a, size_t arg_len,
     h.version = HANDOFF_VERSION;
     h.shm_len = a->shm_len;
     h.parent = a->parent;
-    h.worker_id = a->worker_id;
-    h.num_workers = a->num_workers;
+    h.id = a->id;
     h.has_arg = a->arg != NULL;
     if (by_name) {
         fn_name = export_name((const void *)a->fn, "generator", why, n);
@@ -208,8 +206,7 @@ _Noreturn void subiter__handoff_run(int hfd, int memfd, int efd, bool by_name)
     a.shm_len = (size_t)h.shm_len;
     a.efd = efd;
     a.parent = h.parent;
-    a.worker_id = h.worker_id;
-    a.num_workers = h.num_workers;
+    a.id = h.id;
     a.arg = h.has_arg ? (void *)(base + h.arg_off) : NULL;
     if (h.has_arg && h.arg_len == 0) {
         a.arg = (void *)(uintptr_t)h.raw_arg;
