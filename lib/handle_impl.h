@@ -35,6 +35,7 @@ struct subiter {
     bool exited;      /* a pool saw the pidfd: report the death once drained */
     bool stop_sent;   /* STOP_ITERATION is on its way for this iteration */
     char errmsg[SUBITER__ERRMSG_MAX];
+    char *backtrace; /* the worker's last stack (trace.c), or NULL */
 };
 
 /* Every change of state; asserts that it is one of the legal ones. */

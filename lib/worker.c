@@ -326,6 +326,8 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     if (g.shm == NULL) {
         worker_exit(r);
     }
+    /* Before the initializer, so that handlers it installs win. */
+    subiter__trace_install(g.shm, a->shm_len);
     g.magic = GEN_MAGIC;
     g.efd = a->efd;
     g.worker_id = a->worker_id;
