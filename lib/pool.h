@@ -139,6 +139,8 @@ struct subiter_pool {
     int64_t call_ns;
     subiter_pool_stats stats;
     char errmsg[SUBITER__POOL_ERRMSG_MAX];
+    subiter_errinfo ei; /* what subiter_pool_get_errinfo() reports */
+    char *ei_backtrace; /* ei.backtrace's copy (the worker may be gone) */
 };
 
 /* No iteration runs or stops: tasks may. */
@@ -177,6 +179,10 @@ SUBITER__HIDDEN int pool__pause_one(subiter_pool *p, unsigned i, bool pause);
 
 SUBITER__HIDDEN int pool__fail(subiter_pool *p, int code, const char *fmt, ...)
     SUBITER_PRINTF(3, 4);
+/* The last failure was slot i's worker's (task: its task id, 0 for a
+ * shard): errinfo takes the worker's, with its index and the task. */
+SUBITER__HIDDEN void pool__note(subiter_pool *p, unsigned i,
+                                unsigned long long task);
 SUBITER__HIDDEN bool pool__callbacks(const subiter_pool *p);
 /* Read slot i (BUSY or STOPPING) once: 1 with p->ev, else 0. */
 SUBITER__HIDDEN int pool__read_slot(subiter_pool *p, unsigned i, bool items_ok);
