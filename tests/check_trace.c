@@ -675,102 +675,80 @@ START_TEST(test_trace_open_unknown_bytes)
 }
 END_TEST
 
-struct pool_case {
-    const char *msg;
-    void (*set)(subiter_pool_opts *o, subiter_opts *w);
+/* What each pool case sets, and the message it must give. */
+static const char *const pool_msgs[] = {
+    "opts.workers: 4097 is over the 4096 limit",
+    "opts.min_workers: 3 is over opts.workers (2)",
+    "opts.world_size: 0 is below 1",
+    "opts.rank: 2 is not below opts.world_size (2)",
+    "opts.world_size: 2147483647 times 4 workers is over",
+    "opts.order: 7 is neither",
+    "opts.queue_max: 0 is below 1",
+    "opts.idle_ms: -1 is negative",
+    "opts.restart_shards: 2 is neither 0 nor 1",
+    "opts.size: 8 is below",
+    "opts.worker->grace_ms: -5 is negative",
+    "opts.worker->size: 4 is below",
 };
 
-static void p_workers(subiter_pool_opts *o, subiter_opts *w)
+static void set_pool_case(int i, subiter_pool_opts *o, subiter_opts *w)
 {
-    (void)w;
-    o->workers = 4097;
+    switch (i) {
+    case 0:
+        o->workers = 4097;
+        break;
+    case 1:
+        o->workers = 2;
+        o->min_workers = 3;
+        break;
+    case 2:
+        o->world_size = 0;
+        break;
+    case 3:
+        o->rank = 2;
+        o->world_size = 2;
+        break;
+    case 4:
+        o->workers = 4;
+        o->world_size = UINT32_MAX / 2;
+        break;
+    case 5:
+        o->order = 7;
+        break;
+    case 6:
+        o->queue_max = 0;
+        break;
+    case 7:
+        o->idle_ms = -1;
+        break;
+    case 8:
+        o->restart_shards = 2;
+        break;
+    case 9:
+        o->size = 8;
+        break;
+    case 10:
+        w->grace_ms = -5;
+        o->worker = w;
+        break;
+    default:
+        w->size = 4;
+        o->worker = w;
+        break;
+    }
 }
-static void p_min(subiter_pool_opts *o, subiter_opts *w)
-{
-    (void)w;
-    o->workers = 2;
-    o->min_workers = 3;
-}
-static void p_world0(subiter_pool_opts *o, subiter_opts *w)
-{
-    (void)w;
-    o->world_size = 0;
-}
-static void p_rank(subiter_pool_opts *o, subiter_opts *w)
-{
-    (void)w;
-    o->rank = 2;
-    o->world_size = 2;
-}
-static void p_world_big(subiter_pool_opts *o, subiter_opts *w)
-{
-    (void)w;
-    o->workers = 4;
-    o->world_size = UINT32_MAX / 2;
-}
-static void p_order(subiter_pool_opts *o, subiter_opts *w)
-{
-    (void)w;
-    o->order = 7;
-}
-static void p_queue(subiter_pool_opts *o, subiter_opts *w)
-{
-    (void)w;
-    o->queue_max = 0;
-}
-static void p_idle(subiter_pool_opts *o, subiter_opts *w)
-{
-    (void)w;
-    o->idle_ms = -1;
-}
-static void p_restart(subiter_pool_opts *o, subiter_opts *w)
-{
-    (void)w;
-    o->restart_shards = 2;
-}
-static void p_size(subiter_pool_opts *o, subiter_opts *w)
-{
-    (void)w;
-    o->size = 8;
-}
-static void p_worker_grace(subiter_pool_opts *o, subiter_opts *w)
-{
-    w->grace_ms = -5;
-    o->worker = w;
-}
-static void p_worker_size(subiter_pool_opts *o, subiter_opts *w)
-{
-    w->size = 4;
-    o->worker = w;
-}
-
-static const struct pool_case pool_cases[] = {
-    {"opts.workers: 4097 is over the 4096 limit", p_workers},
-    {"opts.min_workers: 3 is over opts.workers (2)", p_min},
-    {"opts.world_size: 0 is below 1", p_world0},
-    {"opts.rank: 2 is not below opts.world_size (2)", p_rank},
-    {"opts.world_size: 2147483647 times 4 workers is over", p_world_big},
-    {"opts.order: 7 is neither", p_order},
-    {"opts.queue_max: 0 is below 1", p_queue},
-    {"opts.idle_ms: -1 is negative", p_idle},
-    {"opts.restart_shards: 2 is neither 0 nor 1", p_restart},
-    {"opts.size: 8 is below", p_size},
-    {"opts.worker->grace_ms: -5 is negative", p_worker_grace},
-    {"opts.worker->size: 4 is below", p_worker_size},
-};
 
 START_TEST(test_trace_pool_option_errors)
 {
-    const struct pool_case *c = &pool_cases[_i];
     subiter_pool_opts po = SUBITER_POOL_OPTS_INIT;
     subiter_errinfo ei = SUBITER_ERRINFO_INIT;
     subiter_opts w = tu_opts(0);
     subiter_pool *p;
 
     po.workers = 1;
-    c->set(&po, &w);
+    set_pool_case(_i, &po, &w);
     ck_assert_int_eq(subiter_pool_open(&p, tu_gen_count, NULL, &po), -EINVAL);
-    assert_has(subiter_pool_errmsg(p), c->msg);
+    assert_has(subiter_pool_errmsg(p), pool_msgs[_i]);
     ck_assert_int_eq(subiter_pool_get_errinfo(p, &ei), 0);
     ck_assert_int_eq(ei.code, -EINVAL);
     ck_assert_int_eq(ei.worker, -1);
@@ -806,7 +784,7 @@ static Suite *trace_suite(void)
                         (int)(sizeof opt_cases / sizeof opt_cases[0]));
     tcase_add_test(to, test_trace_open_unknown_bytes);
     tcase_add_loop_test(to, test_trace_pool_option_errors, 0,
-                        (int)(sizeof pool_cases / sizeof pool_cases[0]));
+                        (int)(sizeof pool_msgs / sizeof pool_msgs[0]));
     suite_add_tcase(s, to);
     return s;
 }
