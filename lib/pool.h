@@ -23,9 +23,11 @@
  * tasks and set the pool's pending result, then return to the loop; none
  * of them, nor anything they call, waits for an event or calls the loop
  * (closing a dead or retired worker waits for its exit, bounded by its
- * grace, and reads nothing). Work that needs the loop (stop the other
- * shards, wait for a rerun's initializer) is a state (POOL_STOPPING, a
- * STARTING slot marked rerun) that the running loop carries to its end,
+ * grace, and reads nothing; killing a hung one first waits at most
+ * SUBITER__TRACE_WAIT_MS for its stack, trace.c). Work that needs the
+ * loop (stop the other shards, wait for a rerun's initializer) is a state
+ * (POOL_STOPPING, a STARTING slot marked rerun) that the running loop
+ * carries to its end,
  * so every public call returns with the pool out of POOL_STOPPING.
  * p->in_loop, set around the loop, makes a re-entry abort in any build
  * with assert() on (NDEBUG is never defined by the build).
