@@ -35,6 +35,16 @@
 
 static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 
+#ifdef SUBITER_COVERAGE
+void __gcov_dump(void);
+/* A coverage build writes the worker's counts here: it dies of the signal
+ * or is killed right after, and would lose them (not async-signal-safe,
+ * so only there). */
+#define COVERAGE_DUMP() __gcov_dump()
+#else
+#define COVERAGE_DUMP() ((void)0)
+#endif
+
 /* ---- the worker ---- */
 
 /*
@@ -169,6 +179,7 @@ static void on_crash(int sig, siginfo_t *info, void *ctx)
 
     (void)info;
     record(sig, ctx, SUBITER__TRACE_CRASH);
+    COVERAGE_DUMP();
     /* SA_RESETHAND restored the default action; the signal is blocked
      * until the handler returns, so the worker dies of it right then and
      * its exit status stays the signal (a fault would also come again by
@@ -188,6 +199,7 @@ static void on_request(int sig, siginfo_t *info, void *ctx)
         (void)tgkill(getpid(), worker_tid, sig);
     } else {
         record(sig, ctx, SUBITER__TRACE_HANG);
+        COVERAGE_DUMP();
     }
     errno = e;
 }
