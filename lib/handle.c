@@ -103,6 +103,33 @@ static const char *exit_why(const subiter *it)
         atomic_load_explicit(&it->reg.shm->worker_stage, memory_order_relaxed));
 }
 
+/* The stack the dead worker left (trace.c), kept for errinfo and put
+ * after the reason line of errmsg, as many whole frames as fit. */
+static void add_backtrace(subiter *it)
+{
+    size_t len = strlen(it->errmsg), room = sizeof it->errmsg - len - 1;
+    const char *bt, *cut;
+
+    subiter__free(it->backtrace);
+    if (subiter__trace_collect(&it->reg, &it->backtrace) < 0 ||
+        it->backtrace == NULL || room < 2) {
+        return;
+    }
+    bt = it->backtrace;
+    cut = bt + strlen(bt);
+    while ((size_t)(cut - bt) + 1 > room) {
+        const char *nl = cut - 1;
+
+        while (nl > bt && *nl != '\n') {
+            nl--;
+        }
+        cut = nl;
+    }
+    if (cut > bt) {
+        snprintf(it->errmsg + len, room + 1, "\n%.*s", (int)(cut - bt), bt);
+    }
+}
+
 /* The worker is gone or must go: kill, reap, explain, and make the handle
  * dead. `what` is NULL when it died by itself. */
 static int make_dead(subiter *it, int code, const char *what)
@@ -110,6 +137,10 @@ static int make_dead(subiter *it, int code, const char *what)
     char how[128], at[96];
 
     where(it, at, sizeof at);
+    if (code == SUBITER_ETIMEDOUT) {
+        /* A hang: ask for the stack first (bounded), then kill. */
+        subiter__trace_request(&it->reg, &it->proc);
+    }
     subiter__proc_kill(&it->proc);
     subiter__proc_describe(&it->proc, how, sizeof how);
     it->last_code = code;
@@ -138,6 +169,7 @@ static int make_dead(subiter *it, int code, const char *what)
         subiter__set_errmsg(it, "worker pid %d %s %s; killed",
                             (int)it->proc.pid, what, at);
     }
+    add_backtrace(it);
     subiter__set_state(it, ST_DEAD);
     return code;
 }
@@ -289,16 +321,41 @@ int subiter__push_command(subiter *it, int cmd, const void *input, size_t len)
 
 /* ---- starting the worker ---- */
 
-static int read_opts(subiter_opts *o, const subiter_opts *user)
+/* An option error: "<prefix><field>: <why>" into msg; returns -EINVAL. */
+static int bad_opt(char *msg, size_t n, const char *prefix, const char *fmt,
+                   ...) SUBITER_PRINTF(4, 5);
+
+static int bad_opt(char *msg, size_t n, const char *prefix, const char *fmt,
+                   ...)
+{
+    size_t k = (size_t)snprintf(msg, n, "%s", prefix);
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg + (k < n ? k : n - 1), k < n ? n - k : 1, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+int subiter__read_opts(subiter_opts *o, const subiter_opts *user,
+                       const char *prefix, char *msg, size_t n)
 {
     subiter_opts d = SUBITER_OPTS_INIT;
 
     *o = d;
+    msg[0] = '\0';
     if (user == NULL) {
         return 0;
     }
+    if (user->size < sizeof *user) {
+        return bad_opt(msg, n, prefix, "size: %zu is below %zu", user->size,
+                       sizeof *user);
+    }
     if (subiter__opts_size(user, user->size, sizeof *user) < 0) {
-        return -EINVAL;
+        return bad_opt(msg, n, prefix,
+                       "size: %zu, and the %zu bytes past the %zu this "
+                       "version knows are not all zero",
+                       user->size, user->size - sizeof *user, sizeof *user);
     }
     o->init = user->init;
     if (user->buffer_items != 0) {
@@ -313,13 +370,21 @@ static int read_opts(subiter_opts *o, const subiter_opts *user)
     }
     o->start_method = user->start_method;
     o->arg_len = user->arg_len;
-    if (o->grace_ms < 0 || o->buffer_bytes > SUBITER__MAX_RING_BYTES) {
-        return -EINVAL;
+    if (o->grace_ms < 0) {
+        return bad_opt(msg, n, prefix, "grace_ms: %d is negative", o->grace_ms);
+    }
+    if (o->buffer_bytes > SUBITER__MAX_RING_BYTES) {
+        return bad_opt(msg, n, prefix, "buffer_bytes: %zu is over the %u limit",
+                       o->buffer_bytes, SUBITER__MAX_RING_BYTES);
     }
     if (o->start_method != SUBITER_FORK &&
         o->start_method != SUBITER_FORKSERVER &&
         o->start_method != SUBITER_SPAWN) {
-        return -EINVAL;
+        return bad_opt(msg, n, prefix,
+                       "start_method: %d is none of SUBITER_FORK (%d), "
+                       "SUBITER_FORKSERVER (%d), SUBITER_SPAWN (%d)",
+                       o->start_method, SUBITER_FORK, SUBITER_FORKSERVER,
+                       SUBITER_SPAWN);
     }
     return 0;
 }
@@ -386,6 +451,7 @@ static int spawn(subiter *it, const subiter_opts *o, subiter_iter_fn fn,
     a.fn = fn;
     a.arg = arg;
     a.id = *id;
+    subiter__trace_prime();
     subiter__oom_begin(&it->oom);
     if (o->start_method != SUBITER_FORK) {
         return start_other(it, o, &a);
@@ -490,6 +556,7 @@ void subiter__close_many(subiter **v, int *rc, size_t n)
         subiter__evfd_close(&it->ev);
         subiter__proc_close(&it->proc);
         subiter__shm_destroy(&it->reg);
+        subiter__free(it->backtrace);
         if (it->efd >= 0) {
             (void)close(it->efd);
         }
@@ -514,9 +581,10 @@ int subiter__open_async(subiter **out, subiter_iter_fn fn, void *arg,
         return -ENOMEM;
     }
     *out = it;
-    r = read_opts(&o, opts);
+    r = subiter__read_opts(&o, opts, "opts.", it->errmsg, sizeof it->errmsg);
     if (r < 0) {
-        return subiter__fail(it, r, "invalid options");
+        it->last_code = r;
+        return r;
     }
     if (fn == NULL) {
         return subiter__fail(it, -EINVAL, "no generator given");

@@ -15,6 +15,12 @@ SUBITER__HIDDEN int subiter__open_async(subiter **out, subiter_iter_fn fn,
 SUBITER__HIDDEN int subiter__start_ex(subiter *it, const void *input,
                                       size_t len,
                                       const struct subiter__start_args *x);
+/* Read a handle's options (NULL: the defaults) into *o: 0, or -EINVAL
+ * (-ENOTSUP) with msg saying which field, named "<prefix><field>", and
+ * why. */
+SUBITER__HIDDEN int subiter__read_opts(subiter_opts *o,
+                                       const subiter_opts *user,
+                                       const char *prefix, char *msg, size_t n);
 /* Look for the initializer's verdict: 1 ready, 0 not yet, or the error
  * subiter_open() would return. */
 SUBITER__HIDDEN int subiter__init_step(subiter *it);

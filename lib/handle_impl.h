@@ -44,6 +44,7 @@ struct subiter {
     int64_t stop_until;   /* subiter_stop()'s bound, grace_ms (0: none) */
     struct subiter__start_args start_x; /* what the next START carries */
     char errmsg[SUBITER__ERRMSG_MAX];
+    char *backtrace; /* the worker's last stack (trace.c), or NULL */
 };
 
 /* Every change of state; asserts that it is one of the legal ones. */

@@ -25,7 +25,50 @@ int pool__fail(subiter_pool *p, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(p->errmsg, sizeof p->errmsg, fmt, ap);
     va_end(ap);
+    subiter__free(p->ei_backtrace);
+    p->ei_backtrace = NULL;
+    memset(&p->ei, 0, sizeof p->ei);
+    p->ei.code = code;
+    p->ei.worker = -1;
     return code;
+}
+
+void pool__note(subiter_pool *p, unsigned i, unsigned long long task)
+{
+    subiter_errinfo e = SUBITER_ERRINFO_INIT;
+    size_t n;
+
+    subiter__free(p->ei_backtrace);
+    p->ei_backtrace = NULL;
+    if (p->w[i].h == NULL || subiter_get_errinfo(p->w[i].h, &e) < 0) {
+        return;
+    }
+    /* Copied: the worker's handle is closed when it is replaced. */
+    n = strlen(e.backtrace) + 1;
+    p->ei_backtrace = n > 1 ? subiter__malloc(n) : NULL;
+    if (p->ei_backtrace != NULL) {
+        memcpy(p->ei_backtrace, e.backtrace, n);
+    }
+    p->ei = e;
+    p->ei.worker = (int)i;
+    p->ei.task = task;
+}
+
+int subiter_pool_get_errinfo(const subiter_pool *p, subiter_errinfo *out)
+{
+    subiter_errinfo e;
+
+    if (p == NULL || out == NULL || out->size < SUBITER__ERRINFO_V1) {
+        return -EINVAL;
+    }
+    e = p->ei;
+    e.size = sizeof e;
+    e.backtrace = p->ei_backtrace != NULL ? p->ei_backtrace : "";
+    if (p->ei.size == 0) {
+        e.worker = -1; /* no failure yet */
+    }
+    memcpy(out, &e, out->size < sizeof e ? out->size : sizeof e);
+    return 0;
 }
 
 bool pool__callbacks(const subiter_pool *p)
@@ -46,6 +89,7 @@ static void init_failed(subiter_pool *p, unsigned i, int r)
     }
     p->init_code = r;
     pool__fail(p, r, "worker %u: %s", i, subiter_errmsg(w->h));
+    pool__note(p, i, 0);
     w->init_failures++;
     w->rerun = false;
     pool__close_slot(p, i);
@@ -427,11 +471,64 @@ int pool__enter(subiter_pool *p)
     return 0;
 }
 
+/* Every -EINVAL names the field and its limit in errmsg. */
+static int check_pool_opts(subiter_pool *p)
+{
+    const subiter_pool_opts *o = &p->o;
+
+    if (o->workers > 4096) {
+        return pool__fail(p, -EINVAL, "opts.workers: %u is over the 4096 limit",
+                          o->workers);
+    }
+    if (o->min_workers > o->workers) {
+        return pool__fail(p, -EINVAL,
+                          "opts.min_workers: %u is over opts.workers (%u)",
+                          o->min_workers, o->workers);
+    }
+    if (o->world_size == 0) {
+        return pool__fail(p, -EINVAL, "opts.world_size: 0 is below 1");
+    }
+    if (o->rank >= o->world_size) {
+        return pool__fail(p, -EINVAL,
+                          "opts.rank: %u is not below opts.world_size (%u)",
+                          o->rank, o->world_size);
+    }
+    if (o->world_size > UINT32_MAX / o->workers) {
+        return pool__fail(p, -EINVAL,
+                          "opts.world_size: %u times %u workers is over "
+                          "%u shards",
+                          o->world_size, o->workers, UINT32_MAX);
+    }
+    if (o->order != SUBITER_POOL_ORDERED &&
+        o->order != SUBITER_POOL_UNORDERED) {
+        return pool__fail(p, -EINVAL,
+                          "opts.order: %d is neither SUBITER_POOL_ORDERED "
+                          "(%d) nor SUBITER_POOL_UNORDERED (%d)",
+                          o->order, SUBITER_POOL_ORDERED,
+                          SUBITER_POOL_UNORDERED);
+    }
+    if (o->queue_max == 0) {
+        return pool__fail(p, -EINVAL, "opts.queue_max: 0 is below 1");
+    }
+    if (o->idle_ms < 0) {
+        return pool__fail(p, -EINVAL, "opts.idle_ms: %d is negative",
+                          o->idle_ms);
+    }
+    if (o->restart_shards != 0 && o->restart_shards != 1) {
+        return pool__fail(p, -EINVAL,
+                          "opts.restart_shards: %d is neither 0 nor 1",
+                          o->restart_shards);
+    }
+    return 0;
+}
+
 static int read_pool_opts(subiter_pool *p, const subiter_pool_opts *user)
 {
     subiter_pool_opts d = SUBITER_POOL_OPTS_INIT;
-    subiter_opts wd = SUBITER_OPTS_INIT;
+    subiter_opts wd = SUBITER_OPTS_INIT, check;
+    char msg[256];
     long cpus;
+    int r;
 
     p->o = d;
     p->wopts = wd;
@@ -441,8 +538,16 @@ static int read_pool_opts(subiter_pool *p, const subiter_pool_opts *user)
      * when workers and parent share the cores. */
     p->wopts.buffer_items = SUBITER_POOL_DEFAULT_BUFFER_ITEMS;
     if (user != NULL) {
+        if (user->size < sizeof *user) {
+            return pool__fail(p, -EINVAL, "opts.size: %zu is below %zu",
+                              user->size, sizeof *user);
+        }
         if (subiter__opts_size(user, user->size, sizeof *user) < 0) {
-            return -EINVAL;
+            return pool__fail(p, -EINVAL,
+                              "opts.size: %zu, and the %zu bytes past the "
+                              "%zu this version knows are not all zero",
+                              user->size, user->size - sizeof *user,
+                              sizeof *user);
         }
         p->o = *user;
         p->o.size = sizeof *user;
@@ -450,10 +555,11 @@ static int read_pool_opts(subiter_pool *p, const subiter_pool_opts *user)
     if (p->o.worker != NULL) {
         /* Only the known fields are copied (for the replacements), so
          * the unknown ones are checked here: the workers' opens never see
-         * them. */
-        if (subiter__opts_size(p->o.worker, p->o.worker->size,
-                               sizeof p->wopts) < 0) {
-            return -EINVAL;
+         * them; and every field, so that the error names it. */
+        r = subiter__read_opts(&check, p->o.worker, "opts.worker->", msg,
+                               sizeof msg);
+        if (r < 0) {
+            return pool__fail(p, r, "%s", msg);
         }
         p->wopts = *p->o.worker;
         p->wopts.size = sizeof p->wopts;
@@ -476,14 +582,9 @@ static int read_pool_opts(subiter_pool *p, const subiter_pool_opts *user)
     if (p->o.min_workers == 0) {
         p->o.min_workers = p->o.workers;
     }
-    if (p->o.workers > 4096 || p->o.min_workers > p->o.workers ||
-        p->o.world_size == 0 || p->o.rank >= p->o.world_size ||
-        p->o.world_size > UINT32_MAX / p->o.workers ||
-        (p->o.order != SUBITER_POOL_ORDERED &&
-         p->o.order != SUBITER_POOL_UNORDERED) ||
-        p->o.queue_max == 0 || p->o.idle_ms < 0 ||
-        (p->o.restart_shards != 0 && p->o.restart_shards != 1)) {
-        return -EINVAL;
+    r = check_pool_opts(p);
+    if (r < 0) {
+        return r;
     }
     p->timeout_ms = p->wopts.timeout_ms > 0 ? p->wopts.timeout_ms : 0;
     return 0;
@@ -782,6 +883,7 @@ int subiter_pool_close(subiter_pool *p)
     subiter__free(v);
     subiter__free(rc);
     subiter__free(p->w);
+    subiter__free(p->ei_backtrace);
     subiter__free(p->pfd);
     subiter__free(p->pfd_worker);
     subiter__evfd_close(&p->evfd);

@@ -23,9 +23,11 @@
  * tasks and set the pool's pending result, then return to the loop; none
  * of them, nor anything they call, waits for an event or calls the loop
  * (closing a dead or retired worker waits for its exit, bounded by its
- * grace, and reads nothing). Work that needs the loop (stop the other
- * shards, wait for a rerun's initializer) is a state (POOL_STOPPING, a
- * STARTING slot marked rerun) that the running loop carries to its end,
+ * grace, and reads nothing; killing a hung one first waits at most
+ * SUBITER__TRACE_WAIT_MS for its stack, trace.c). Work that needs the
+ * loop (stop the other shards, wait for a rerun's initializer) is a state
+ * (POOL_STOPPING, a STARTING slot marked rerun) that the running loop
+ * carries to its end,
  * so every public call returns with the pool out of POOL_STOPPING.
  * p->in_loop, set around the loop, makes a re-entry abort in any build
  * with assert() on (NDEBUG is never defined by the build).
@@ -153,6 +155,8 @@ struct subiter_pool {
     int64_t call_ns;
     subiter_pool_stats stats;
     char errmsg[SUBITER__POOL_ERRMSG_MAX];
+    subiter_errinfo ei; /* what subiter_pool_get_errinfo() reports */
+    char *ei_backtrace; /* ei.backtrace's copy (the worker may be gone) */
 };
 
 /* No iteration runs or stops: tasks may. */
@@ -201,6 +205,10 @@ SUBITER__HIDDEN int pool__pause_one(subiter_pool *p, unsigned i, bool pause);
 
 SUBITER__HIDDEN int pool__fail(subiter_pool *p, int code, const char *fmt, ...)
     SUBITER_PRINTF(3, 4);
+/* The last failure was slot i's worker's (task: its task id, 0 for a
+ * shard): errinfo takes the worker's, with its index and the task. */
+SUBITER__HIDDEN void pool__note(subiter_pool *p, unsigned i,
+                                unsigned long long task);
 SUBITER__HIDDEN bool pool__callbacks(const subiter_pool *p);
 /* Read slot i (BUSY or STOPPING) once: 1 with p->ev, else 0. */
 SUBITER__HIDDEN int pool__read_slot(subiter_pool *p, unsigned i, bool items_ok);

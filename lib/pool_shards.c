@@ -157,6 +157,7 @@ void pool__shard_failed(subiter_pool *p, unsigned i, int code)
 
     pool__fail(p, code, "worker %u (shard %u of %u): %s", i, shard_of(p, i),
                shards(p), subiter_errmsg(w->h));
+    pool__note(p, i, 0);
     /* Ready again after SUBITER_EITER; dead after anything else. */
     if (code != SUBITER_EITER) {
         pool__replace(p, i);
@@ -175,6 +176,7 @@ void pool__shard_lost(subiter_pool *p, unsigned i, int code)
             p->pending = code;
             pool__fail(p, code, "worker %u, while it stopped: %s", i,
                        subiter_errmsg(w->h));
+            pool__note(p, i, 0);
         }
         pool__replace(p, i);
         return;

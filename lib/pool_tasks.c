@@ -177,7 +177,9 @@ int pool__task_read(subiter_pool *p, unsigned i, int r)
     } else if (r == 0) {
         end_task(p, t, 0, "%s", "");
     } else {
-        end_task(p, t, r, "task %llu: %s", t->id, subiter_errmsg(w->h));
+        pool__note(p, i, t->id);
+        end_task(p, t, r, "task %llu (worker %u): %s", t->id, i,
+                 subiter_errmsg(w->h));
     }
     /* Recycling: it exits cleanly; dispatch forks a fresh one when a
      * task needs it. */
@@ -209,10 +211,12 @@ void pool__task_lost(subiter_pool *p, unsigned i, int code)
         }
         p->queued++;
     } else if (code == SUBITER_ECHILD && t->deaths > 0) {
-        end_task(p, t, code, "task %llu: %s (attempt %u of %u)", t->id, why,
-                 t->deaths + 1, p->o.max_retries + 1);
+        pool__note(p, i, t->id);
+        end_task(p, t, code, "task %llu (worker %u, attempt %u of %u): %s",
+                 t->id, i, t->deaths + 1, p->o.max_retries + 1, why);
     } else {
-        end_task(p, t, code, "task %llu: %s", t->id, why);
+        pool__note(p, i, t->id);
+        end_task(p, t, code, "task %llu (worker %u): %s", t->id, i, why);
     }
     pool__replace(p, i);
 }

@@ -34,7 +34,8 @@ int subiter__shm_create(struct subiter__region *r, size_t buffer_bytes,
 
     r->shm = NULL;
     r->memfd = -1;
-    r->len = SUBITER__SHM_HDR_BYTES + SUBITER__CMD_RING_BYTES + (size_t)items;
+    r->len = SUBITER__SHM_HDR_BYTES + SUBITER__CMD_RING_BYTES + (size_t)items +
+             SUBITER__TRACE_BYTES;
     /* A memfd has no name in /dev/shm: nothing can leak there. */
     fd = memfd_create("subiter", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) {

@@ -6,6 +6,8 @@
  *                          line; SUBITER__SHM_HDR_BYTES
  *   command ring data      cmd_bytes   (parent -> worker)
  *   item ring data         item_bytes  (worker -> parent: all statuses)
+ *   trace area             SUBITER__TRACE_BYTES, the region's last bytes
+ *                          (trace.h: a crash or hang report)
  *
  * The parent creates it (a sealed memfd, so nothing can leak in /dev/shm and
  * a worker cannot shrink it under the parent) and maps it; each worker maps

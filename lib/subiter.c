@@ -390,11 +390,13 @@ int subiter_get_errinfo(const subiter *it, subiter_errinfo *out)
     subiter_errinfo e;
     int st = it != NULL ? it->proc.wait_status : 0;
 
-    if (it == NULL || out == NULL || out->size < sizeof e) {
+    if (it == NULL || out == NULL || out->size < SUBITER__ERRINFO_V1) {
         return -EINVAL;
     }
     memset(&e, 0, sizeof e);
     e.size = sizeof e;
+    e.backtrace = it->backtrace != NULL ? it->backtrace : "";
+    e.worker = -1;
     e.code = it->last_code;
     e.pid = it->proc.pid;
     e.errnum = it->errnum;
@@ -410,8 +412,9 @@ int subiter_get_errinfo(const subiter *it, subiter_errinfo *out)
         e.term_signal = WTERMSIG(st);
         e.core_dumped = WCOREDUMP(st) ? 1 : 0;
     }
-    /* A newer caller's bigger struct keeps its extra fields. */
-    memcpy(out, &e, sizeof e);
+    /* A newer caller's bigger struct keeps its extra fields; an older
+     * one's smaller struct gets the fields it has. */
+    memcpy(out, &e, out->size < sizeof e ? out->size : sizeof e);
     return 0;
 }
 

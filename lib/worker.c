@@ -449,6 +449,8 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
      * library's only when library_exit() recorded it. */
     atomic_store_explicit(&g.shm->worker_stage, SUBITER__STAGE_MAPPED,
                           memory_order_relaxed);
+    /* Before the initializer, so that handlers it installs win. */
+    subiter__trace_install(g.shm, a->shm_len);
     g.magic = GEN_MAGIC;
     g.efd = a->efd;
     if (fstat(g.efd, &st) == 0) {

@@ -403,7 +403,7 @@ START_TEST(test_error_produces_eclosed)
     struct tu_snapshot snap;
     subiter *it;
     subiter_item item;
-    char msg[512];
+    char msg[SUBITER__ERRMSG_MAX];
     int i;
 
     tu_snapshot(&snap);
