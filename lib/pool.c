@@ -485,9 +485,7 @@ static int check_pool_opts(subiter_pool *p)
                           "opts.min_workers: %u is over opts.workers (%u)",
                           o->min_workers, o->workers);
     }
-    if (o->world_size == 0) {
-        return pool__fail(p, -EINVAL, "opts.world_size: 0 is below 1");
-    }
+    /* world_size 0 was resolved from the environment before this. */
     if (o->rank >= o->world_size) {
         return pool__fail(p, -EINVAL,
                           "opts.rank: %u is not below opts.world_size (%u)",
