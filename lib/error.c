@@ -118,11 +118,10 @@ const char *subiter__worker_exit_why(int status, uint32_t stage)
     /* Before the region is mapped, only the library's code has run in the
      * worker (the start hand-off of FORKSERVER and SPAWN included); it can
      * end there with these statuses. */
-    bool before_map = status == SUBITER__EXIT_BAD_MAGIC ||
-                      status == SUBITER__EXIT_MMAP ||
-                      status == SUBITER__EXIT_ORPHAN ||
-                      status == SUBITER__EXIT_HANDOFF ||
-                      status == SUBITER__EXIT_SYMBOL;
+    bool before_map =
+        status == SUBITER__EXIT_BAD_MAGIC || status == SUBITER__EXIT_MMAP ||
+        status == SUBITER__EXIT_ORPHAN || status == SUBITER__EXIT_HANDOFF ||
+        status == SUBITER__EXIT_SYMBOL;
 
     if ((stage == 0 && before_map) ||
         (status > 0 && stage == (uint32_t)status)) {

@@ -337,25 +337,28 @@ static int bad_opt(char *msg, size_t n, const char *prefix, const char *fmt,
     return -EINVAL;
 }
 
-int subiter__read_opts(subiter_opts *o, const subiter_opts *user,
+int subiter__read_opts(subiter_opts *o, const subiter_opts *user_opts,
                        const char *prefix, char *msg, size_t n)
 {
-    subiter_opts d = SUBITER_OPTS_INIT;
+    subiter_opts d = SUBITER_OPTS_INIT, u;
+    const subiter_opts *user = &u;
+    int r;
 
     *o = d;
     msg[0] = '\0';
-    if (user == NULL) {
+    if (user_opts == NULL) {
         return 0;
     }
-    if (user->size < sizeof *user) {
-        return bad_opt(msg, n, prefix, "size: %zu is below %zu", user->size,
-                       sizeof *user);
+    r = subiter__opts_copy(&u, sizeof u, user_opts, SUBITER__OPTS_V1);
+    if (r == -EINVAL) {
+        return bad_opt(msg, n, prefix, "size: %zu is below %zu",
+                       user_opts->size, SUBITER__OPTS_V1);
     }
-    if (subiter__opts_size(user, user->size, sizeof *user) < 0) {
+    if (r < 0) {
         return bad_opt(msg, n, prefix,
                        "size: %zu, and the %zu bytes past the %zu this "
                        "version knows are not all zero",
-                       user->size, user->size - sizeof *user, sizeof *user);
+                       user_opts->size, user_opts->size - sizeof u, sizeof u);
     }
     o->init = user->init;
     if (user->buffer_items != 0) {

@@ -66,10 +66,6 @@
 #define SUBITER__ERRMSG_MAX (SUBITER__MSG_MAX + 512)
 #define SUBITER__POOL_ERRMSG_MAX (SUBITER__ERRMSG_MAX + 192)
 
-/* The size of 0.1's subiter_errinfo, which ended at `items`: callers built
- * against it are still served. */
-#define SUBITER__ERRINFO_V1 offsetof(subiter_errinfo, backtrace)
-
 #include "alloc.h"
 #include "error.h"
 #include "opts.h"

@@ -62,7 +62,8 @@ int subiter_pool_get_errinfo(const subiter_pool *p, subiter_errinfo *out)
         return -EINVAL;
     }
     e = p->ei;
-    e.size = sizeof e;
+    /* An older caller keeps its own size: its struct ends earlier. */
+    e.size = out->size < sizeof e ? out->size : sizeof e;
     e.backtrace = p->ei_backtrace != NULL ? p->ei_backtrace : "";
     if (p->ei.size == 0) {
         e.worker = -1; /* no failure yet */
@@ -536,18 +537,18 @@ static int read_pool_opts(subiter_pool *p, const subiter_pool_opts *user)
      * when workers and parent share the cores. */
     p->wopts.buffer_items = SUBITER_POOL_DEFAULT_BUFFER_ITEMS;
     if (user != NULL) {
-        if (user->size < sizeof *user) {
+        r = subiter__opts_copy(&p->o, sizeof p->o, user, SUBITER__POOL_OPTS_V1);
+        if (r == -EINVAL) {
             return pool__fail(p, -EINVAL, "opts.size: %zu is below %zu",
-                              user->size, sizeof *user);
+                              user->size, SUBITER__POOL_OPTS_V1);
         }
-        if (subiter__opts_size(user, user->size, sizeof *user) < 0) {
+        if (r < 0) {
             return pool__fail(p, -EINVAL,
                               "opts.size: %zu, and the %zu bytes past the "
                               "%zu this version knows are not all zero",
                               user->size, user->size - sizeof *user,
                               sizeof *user);
         }
-        p->o = *user;
         p->o.size = sizeof *user;
     }
     if (p->o.worker != NULL) {
@@ -805,16 +806,16 @@ int subiter_pool_get_stats(const subiter_pool *p, subiter_pool_stats *out)
 {
     subiter_pool_stats s;
 
-    if (p == NULL || out == NULL || out->size < sizeof s) {
+    if (p == NULL || out == NULL || out->size < SUBITER__POOL_STATS_V1) {
         return -EINVAL;
     }
     s = p->stats;
-    s.size = sizeof s;
+    s.size = out->size < sizeof s ? out->size : sizeof s;
     s.workers = p->w != NULL ? p->n - p->nstate[SLOT_EMPTY] : 0;
     s.busy = p->w != NULL ? p->nstate[SLOT_BUSY] : 0;
     s.queued = p->queued;
     s.seed = p->o.seed;
-    memcpy(out, &s, sizeof s);
+    memcpy(out, &s, s.size);
     return 0;
 }
 

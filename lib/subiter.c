@@ -394,7 +394,8 @@ int subiter_get_errinfo(const subiter *it, subiter_errinfo *out)
         return -EINVAL;
     }
     memset(&e, 0, sizeof e);
-    e.size = sizeof e;
+    /* An older caller keeps its own size: its struct ends earlier. */
+    e.size = out->size < sizeof e ? out->size : sizeof e;
     e.backtrace = it->backtrace != NULL ? it->backtrace : "";
     e.worker = -1;
     e.code = it->last_code;

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,7 +133,8 @@ START_TEST(test_misuse_opts_invalid)
 
     tu_snapshot(&snap);
     o = tu_opts_grace(0, TU_LONG_GRACE_MS);
-    o.size = sizeof o - 1;
+    /* Smaller than the first release's struct (0.1 ended at arg_len). */
+    o.size = offsetof(subiter_opts, arg_len) - 1;
     expect_bad_opts(&o, -EINVAL);
     o.size = 0;
     expect_bad_opts(&o, -EINVAL);
@@ -180,6 +182,22 @@ START_TEST(test_misuse_opts_trailing_bytes)
 }
 END_TEST
 
+/* A caller built against 0.1's header passes 0.1's smaller struct: it is
+ * served, and what lies past its size (here garbage) is never read. */
+START_TEST(test_misuse_opts_older_size)
+{
+    struct tu_snapshot snap;
+    subiter_opts o;
+
+    tu_snapshot(&snap);
+    o = tu_opts_grace(0, TU_LONG_GRACE_MS);
+    o.size = offsetof(subiter_opts, arg_len);
+    memset(&o.arg_len, 0xa5, sizeof o - o.size);
+    tu_run_count(&o, 7);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 START_TEST(test_misuse_opts_zero_means_default)
 {
     struct tu_snapshot snap;
@@ -209,6 +227,7 @@ static Suite *misuse_suite(void)
     tcase_add_test(tc, test_misuse_opts_invalid);
     tcase_add_test(tc, test_misuse_opts_trailing_bytes);
     tcase_add_test(tc, test_misuse_opts_zero_means_default);
+    tcase_add_test(tc, test_misuse_opts_older_size);
     suite_add_tcase(s, tc);
     return s;
 }

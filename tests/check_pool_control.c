@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -444,6 +445,66 @@ START_TEST(test_pool_control_null_args)
 }
 END_TEST
 
+/* A caller built against 0.1's header: its smaller pool options, stats
+ * and errinfo are served; nothing past their sizes is read or written. */
+START_TEST(test_pool_control_older_sizes)
+{
+    struct tu_snapshot snap;
+    subiter_opts wo = tu_opts_grace(0, PROMPT_GRACE_MS);
+    subiter_pool_opts po = tp_pool_opts(2, &wo);
+    union {
+        subiter_pool_stats st;
+        unsigned char raw[sizeof(subiter_pool_stats)];
+    } s;
+    union {
+        subiter_errinfo ei;
+        unsigned char raw[sizeof(subiter_errinfo)];
+    } e;
+    const size_t st_v1 = offsetof(subiter_pool_stats, seed);
+    const size_t ei_v1 = offsetof(subiter_errinfo, backtrace);
+    subiter_pool_item item;
+    subiter_pool *p;
+    long n = 5;
+    size_t i;
+    int r;
+
+    tu_snapshot(&snap);
+    po.size = offsetof(subiter_pool_opts, max_tasks_per_worker);
+    memset(&po.max_tasks_per_worker, 0xa5, sizeof po - po.size);
+    ck_assert_int_eq(subiter_pool_open(&p, tu_gen_count, NULL, &po), 0);
+    ck_assert_int_eq(subiter_pool_start(p, &n, sizeof n), 0);
+    do {
+        r = subiter_pool_next(p, &item);
+    } while (r == 1);
+    ck_assert_int_eq(r, 0);
+
+    memset(&s, 0xa5, sizeof s);
+    s.st.size = st_v1;
+    ck_assert_int_eq(subiter_pool_get_stats(p, &s.st), 0);
+    ck_assert_uint_eq(s.st.size, st_v1);
+    for (i = st_v1; i < sizeof s; i++) {
+        ck_assert_uint_eq(s.raw[i], 0xa5);
+    }
+    s.st.size = st_v1 - 1;
+    ck_assert_int_eq(subiter_pool_get_stats(p, &s.st), -EINVAL);
+
+    memset(&e, 0xa5, sizeof e);
+    e.ei.size = ei_v1;
+    ck_assert_int_eq(subiter_pool_get_errinfo(p, &e.ei), 0);
+    ck_assert_uint_eq(e.ei.size, ei_v1);
+    for (i = ei_v1; i < sizeof e; i++) {
+        ck_assert_uint_eq(e.raw[i], 0xa5);
+    }
+    tp_close_clean(p);
+
+    po.size = offsetof(subiter_pool_opts, max_tasks_per_worker) - 1;
+    ck_assert_int_eq(subiter_pool_open(&p, tu_gen_count, NULL, &po), -EINVAL);
+    tp_assert_errmsg_has(p, "opts.size: ");
+    ck_assert_int_eq(subiter_pool_close(p), 0);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 START_TEST(test_pool_control_submit_while_sharded)
 {
     struct tu_snapshot snap;
@@ -565,6 +626,7 @@ static Suite *pool_control_suite(void)
     tcase_add_test(tc, test_pool_control_bad_options);
     tcase_add_test(tc, test_pool_control_null_args);
     tcase_add_test(tc, test_pool_control_submit_while_sharded);
+    tcase_add_test(tc, test_pool_control_older_sizes);
     tcase_add_test(tc, test_pool_control_calls_from_callback_busy);
     tcase_add_test(tc, test_pool_control_init_fails);
     suite_add_tcase(s, tc);

@@ -631,7 +631,7 @@ static void method_bad(subiter_opts *o)
 }
 static void size_small(subiter_opts *o)
 {
-    o->size = sizeof *o - 1;
+    o->size = offsetof(subiter_opts, arg_len) - 1;
 }
 
 static const struct opt_case opt_cases[] = {
