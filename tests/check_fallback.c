@@ -58,7 +58,8 @@ static int gen_fallback(subiter_gen *g, void *arg)
 /* Does one of this process's fds name `path`? */
 static bool has_fd_to(const char *path)
 {
-    char link[64], target[64];
+    /* Room for any d_name (256 bytes), as gcc -O2 checks. */
+    char link[sizeof "/proc/self/fd/" + 256], target[64];
     struct dirent *d;
     bool found = false;
     DIR *dir = opendir("/proc/self/fd");

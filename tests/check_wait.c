@@ -8,6 +8,7 @@
 
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -142,8 +143,8 @@ START_TEST(test_wait_default_bound_is_bytes)
     tu_snapshot(&snap);
     yielded = tu_shared_new(PAGE);
     ck_assert_uint_eq(o.buffer_items, 0);
-    ck_assert_int_eq(subiter_open(&it, gen_count_yields, (void *)yielded, &o),
-                     0);
+    ck_assert_int_eq(
+        subiter_open(&it, gen_count_yields, (void *)(uintptr_t)yielded, &o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     /* 1000 items of 8 bytes fit the default 4 MiB ring: the worker runs
      * through them all before the parent reads one. */
@@ -154,7 +155,7 @@ START_TEST(test_wait_default_bound_is_bytes)
     }
     ck_assert_int_eq(subiter_next(it, &item), 0);
     ck_assert_int_eq(subiter_close(it), 0);
-    tu_shared_free((void *)yielded, PAGE);
+    tu_shared_free((void *)(uintptr_t)yielded, PAGE);
     tu_assert_clean(&snap);
 }
 END_TEST
