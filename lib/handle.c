@@ -668,3 +668,9 @@ void subiter__signal(subiter *it, int sig)
         subiter__proc_signal(&it->proc, sig);
     }
 }
+
+bool subiter__has_unread(subiter *it)
+{
+    return (it->reg.shm != NULL && subiter__ring_pending(&it->items)) ||
+           subiter__proc_exited(&it->proc);
+}

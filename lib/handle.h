@@ -21,6 +21,9 @@ SUBITER__HIDDEN int subiter__start_ex(subiter *it, const void *input,
 SUBITER__HIDDEN int subiter__read_opts(subiter_opts *o,
                                        const subiter_opts *user,
                                        const char *prefix, char *msg, size_t n);
+/* Has the worker published anything the parent has not read yet, or
+ * exited? */
+SUBITER__HIDDEN bool subiter__has_unread(subiter *it);
 /* Look for the initializer's verdict: 1 ready, 0 not yet, or the error
  * subiter_open() would return. */
 SUBITER__HIDDEN int subiter__init_step(subiter *it);

@@ -309,6 +309,7 @@ void pool__dispatch(subiter_pool *p)
         p->running++;
         pool__slot_set(p, i, SLOT_BUSY);
         w->task = t;
+        w->task_late = false;
         w->last_ns = subiter__now_ns();
         w->task_deadline =
             task_limit(p, t) > 0
@@ -373,6 +374,15 @@ void pool__task_timers(subiter_pool *p, int64_t now, int64_t *next)
         struct pool_slot *w = &p->w[i];
 
         if (w->st != SLOT_BUSY || w->task_deadline == 0 || w->paused_at != 0) {
+            continue;
+        }
+        if (now >= w->task_deadline && !w->task_late &&
+            subiter__has_unread(w->h)) {
+            /* The parent was away past the deadline (the application, or
+             * a crash report it symbolized) and the worker has spoken:
+             * read that first, its task may have ended in time. Once. */
+            w->task_late = true;
+            *next = now;
             continue;
         }
         if (now >= w->task_deadline) {

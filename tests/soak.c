@@ -71,13 +71,15 @@ static long pool_cycle(long i)
     subiter_pool_item item;
     subiter_pool *p;
     long bad = 0;
-    int f = i % 4 == 3 ? CRASH : CLEAN, r, k, ends = 0, want;
+    int f = i % 4 == 3 ? CRASH : CLEAN, r, k, n, ends = 0, want;
 
     wo.grace_ms = 100;
     wo.buffer_bytes = 64 * 1024;
     po.workers = 2;
     po.worker = &wo;
-    po.task_timeout_ms = 100;
+    /* Above what one crash report costs the parent to symbolize (libdw
+     * reads the modules' symbols and lines): a bound on a hang, not a race. */
+    po.task_timeout_ms = 500;
     if (subiter_pool_open(&p, gen_in, NULL, &po) != 0) {
         fprintf(stderr, "pool cycle %ld: %s\n", i, subiter_pool_errmsg(p));
         (void)subiter_pool_close(p);
@@ -87,9 +89,13 @@ static long pool_cycle(long i)
     while (r == 0 && (r = subiter_pool_next(p, &item)) == 1) {
         r = 0;
     }
-    bad += r != (f == CRASH ? SUBITER_ECHILD : 0);
-    want = i % 8 == 7 ? 5 : 4;
-    for (k = 0; k < want; k++) {
+    if (r != (f == CRASH ? SUBITER_ECHILD : 0)) {
+        fprintf(stderr, "pool cycle %ld: iteration ended with %d: %s\n", i, r,
+                subiter_pool_errmsg(p));
+        bad++;
+    }
+    n = i % 8 == 7 ? 5 : 4;
+    for (k = 0; k < n; k++) {
         f = k == 4 ? TIMEOUT : fates[k];
         bad += subiter_pool_submit(p, &f, sizeof f, 0, NULL) != 0;
     }
@@ -99,11 +105,17 @@ static long pool_cycle(long i)
         }
         /* Tasks 1 and 3 end well, 2 and 4 die twice, 5 times out. */
         ends++;
-        bad += item.code != (item.task % 2 == 1 && item.task < 5 ? 0
-                             : item.task == 5 ? SUBITER_ETIMEDOUT
-                                              : SUBITER_ECHILD);
+        want = item.task % 2 == 1 && item.task < 5 ? 0
+               : item.task == 5                    ? SUBITER_ETIMEDOUT
+                                                   : SUBITER_ECHILD;
+        if (item.code != want) {
+            fprintf(stderr,
+                    "pool cycle %ld: task %llu ended with %d, not %d: %s\n", i,
+                    item.task, item.code, want, item.errmsg);
+            bad++;
+        }
     }
-    bad += r != 0 || ends != want;
+    bad += r != 0 || ends != n;
     (void)subiter_pool_close(p);
     if (bad) {
         fprintf(stderr, "pool cycle %ld: %ld wrong outcomes\n", i, bad);
