@@ -37,7 +37,8 @@ static const int signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
  * SIGABRT (abort()). */
 /* UBSan must not catch the faults first (it would end the worker with
  * exit status 1). */
-static NOINLINE __attribute__((no_sanitize_undefined)) int crash_here(int sig)
+static NOINLINE __attribute__((no_sanitize("undefined"))) int
+crash_here(int sig)
 {
     volatile int zero = 0, one = 1;
     volatile int *volatile null = NULL;
@@ -518,8 +519,8 @@ START_TEST(test_trace_format_fuzz)
         "401000-400000 r-xp 00000000 08:01 12 /bin/sh\n",
         "400000-401000 r-xp 0 0:0 0 /proc/self/exe\n",
         "400000-401000 r-x",
-        "ffffffffffffffff-ffffffffffffffff r-xp ffffffffffffffff fff:fffff "
-        "99999999999999999999999 /bin/sh\n",
+        ("ffffffffffffffff-ffffffffffffffff r-xp ffffffffffffffff fff:fffff "
+         "99999999999999999999999 /bin/sh\n"),
         "400000-401000 r-xp 00000000 08:01 12 /bin/\x01sh\n",
         "\n\n\n",
     };
