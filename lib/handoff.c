@@ -108,7 +108,14 @@ int subiter__handoff_create(const struct subiter__child_args *a, size_t arg_len,
     h.version = HANDOFF_VERSION;
     h.shm_len = a->shm_len;
     h.parent = a->parent;
-    h.id = a->id;
+    /* Field by field: the struct's padding stays the memset's zeros (the
+     * whole header is written to the memfd). */
+    h.id.worker_id = a->id.worker_id;
+    h.id.num_workers = a->id.num_workers;
+    h.id.rank = a->id.rank;
+    h.id.world_size = a->id.world_size;
+    h.id.local_id = a->id.local_id;
+    h.id.seed = a->id.seed;
     h.has_arg = a->arg != NULL;
     if (by_name) {
         fn_name = export_name((const void *)a->fn, "generator", why, n);
