@@ -669,8 +669,19 @@ void subiter__signal(subiter *it, int sig)
     }
 }
 
-bool subiter__has_unread(subiter *it)
+bool subiter__has_unread(subiter *it, uint32_t *mark)
 {
-    return (it->reg.shm != NULL && subiter__ring_pending(&it->items)) ||
-           subiter__proc_exited(&it->proc);
+    if (it->reg.shm != NULL && subiter__ring_pending(&it->items)) {
+        *mark = it->items.cached;
+        return true;
+    }
+    /* Exited: one more read collects the end. */
+    *mark = it->items.pos;
+    return subiter__proc_exited(&it->proc);
+}
+
+bool subiter__read_past(const subiter *it, uint32_t mark)
+{
+    /* Ring indices wrap: compare their distance. */
+    return (int32_t)(it->items.pos - mark) >= 0;
 }

@@ -22,8 +22,10 @@ SUBITER__HIDDEN int subiter__read_opts(subiter_opts *o,
                                        const subiter_opts *user,
                                        const char *prefix, char *msg, size_t n);
 /* Has the worker published anything the parent has not read yet, or
- * exited? */
-SUBITER__HIDDEN bool subiter__has_unread(subiter *it);
+ * exited? If so, *mark is where what it published so far ends. */
+SUBITER__HIDDEN bool subiter__has_unread(subiter *it, uint32_t *mark);
+/* Has the parent read everything up to `mark`? */
+SUBITER__HIDDEN bool subiter__read_past(const subiter *it, uint32_t mark);
 /* Look for the initializer's verdict: 1 ready, 0 not yet, or the error
  * subiter_open() would return. */
 SUBITER__HIDDEN int subiter__init_step(subiter *it);

@@ -81,8 +81,9 @@ struct pool_slot {
     enum slot_state st;
     struct pool_task *task;
     int64_t task_deadline; /* 0: none */
-    bool task_late;  /* past the deadline with words unread: one more read */
-    int64_t last_ns; /* last sign of life, for the inactivity timeout */
+    bool task_late;        /* past the deadline with words unread: read them */
+    uint32_t late_mark;    /* ...up to here (the ring's end at the deadline) */
+    int64_t last_ns;       /* last sign of life, for the inactivity timeout */
     int64_t idle_since;
     int64_t paused_at;            /* 0: running */
     bool blocked;                 /* an item waits at the head of its ring */

@@ -376,12 +376,18 @@ void pool__task_timers(subiter_pool *p, int64_t now, int64_t *next)
         if (w->st != SLOT_BUSY || w->task_deadline == 0 || w->paused_at != 0) {
             continue;
         }
+        /* The parent was away past the deadline (the application, or a
+         * crash report it symbolized) and the worker had spoken: read what
+         * it published by then first, its task may have ended in time.
+         * Only that: what it yields later does not extend its time. */
         if (now >= w->task_deadline && !w->task_late &&
-            subiter__has_unread(w->h)) {
-            /* The parent was away past the deadline (the application, or
-             * a crash report it symbolized) and the worker has spoken:
-             * read that first, its task may have ended in time. Once. */
-            w->task_late = true;
+            subiter__has_unread(w->h, &w->late_mark)) {
+            w->task_late = true; /* at least one more read */
+            *next = now;
+            continue;
+        }
+        if (now >= w->task_deadline && w->task_late &&
+            !subiter__read_past(w->h, w->late_mark)) {
             *next = now;
             continue;
         }

@@ -309,6 +309,44 @@ START_TEST(test_pool_tasks_timeout)
 }
 END_TEST
 
+/* The application was away past a task's deadline while the worker
+ * finished in time: everything the worker published before the deadline
+ * is read, and the task ends well (not after one more item). */
+START_TEST(test_pool_tasks_timeout_after_parent_away)
+{
+    struct tu_snapshot snap;
+    subiter_opts wo = tu_opts_grace(0, SHORT_GRACE_MS);
+    subiter_pool_opts po = tp_pool_opts(1, &wo);
+    struct tp_shared *sh;
+    static struct tp_results res;
+    subiter_pool *p;
+    unsigned long long id;
+    int64_t end;
+
+    tu_snapshot(&snap);
+    sh = tp_shared_new();
+    memset(&res, 0, sizeof res);
+    po.task_timeout_ms = 200;
+    ck_assert_int_eq(subiter_pool_open(&p, tp_gen_job, sh, &po), 0);
+    id = tp_submit(p, 100, JOB_MANY, 0, 0);
+    end = tu_now_ms() + WAIT_MS;
+    while (atomic_load(&sh->yielded) < 100 && tu_now_ms() < end) {
+        tu_sleep_ms(1);
+    }
+    ck_assert_int_eq(atomic_load(&sh->yielded), 100);
+    tu_sleep_ms(400); /* the deadline passes with all 100 items unread */
+    ck_assert_int_eq(tp_drain(p, &res), 0);
+    ck_assert_msg(res.t[id].ends == 1 && res.t[id].code == 0,
+                  "task: %d ends, code %d (%s)", res.t[id].ends, res.t[id].code,
+                  res.t[id].msg);
+    ck_assert_int_eq(res.t[id].items, 100);
+    ck_assert_int_eq(tp_stats(p).timed_out, 0);
+    tp_close_clean(p);
+    tu_shared_free(sh, PAGE);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 /* Every slot gave up on its initializer (the task's worker died, and no
  * replacement could start): the queued task ends at once with the
  * reason; once the cause is gone, a task submitted later runs. */
@@ -521,6 +559,7 @@ static Suite *pool_tasks_suite(void)
     tcase_add_test(tc, test_pool_tasks_fail_without_retries);
     tcase_add_test(tc, test_pool_tasks_always_dying);
     tcase_add_test(tc, test_pool_tasks_timeout);
+    tcase_add_test(tc, test_pool_tasks_timeout_after_parent_away);
     tcase_add_test(tc, test_pool_tasks_after_init_gave_up);
     tcase_add_test(tc, test_pool_tasks_run_while_a_slot_may_retry);
     suite_add_tcase(s, tc);
