@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,6 +307,11 @@ struct mapping {
     unsigned dev_major, dev_minor;
     char perms[5];
     const char *path; /* inside the caller's copy, NUL-terminated */
+    /* The file at `path` when the line was read. */
+    dev_t fdev;
+    ino_t fino;
+    off_t fsize;
+    struct timespec fmtime;
 };
 
 static bool hex_field(const char **s, const char *end, char stop, uint64_t *v)
@@ -380,6 +386,10 @@ static bool parse_line(char *line, char *end, struct mapping *m)
         return false;
     }
     m->path = path;
+    m->fdev = st.st_dev;
+    m->fino = st.st_ino;
+    m->fsize = st.st_size;
+    m->fmtime = st.st_mtim;
     return true;
 }
 
@@ -458,26 +468,80 @@ static void module_offset(const struct mapping *v, size_t n, uint64_t a,
 
 static char *no_debuginfo_path;
 
+/*
+ * libdwfl's own find_elf keeps each ELF file's fd open for as long as its
+ * module lives, and the cache below keeps modules. So map the file and
+ * close the fd (ELF_C_FDREAD: libelf then needs it no more). O_NONBLOCK:
+ * a FIFO put at the path since parse_line() looked would block open().
+ */
+static int find_elf(Dwfl_Module *mod, void **user, const char *name,
+                    Dwarf_Addr base, char **file_name, Elf **elfp)
+{
+    struct stat st;
+    Elf *elf = NULL;
+    int fd;
+
+    (void)mod;
+    (void)user;
+    (void)base;
+    fd = open(name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        return -1;
+    }
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    }
+    if (elf != NULL &&
+        (elf_kind(elf) != ELF_K_ELF || elf_cntl(elf, ELF_C_FDREAD) != 0)) {
+        (void)elf_end(elf);
+        elf = NULL;
+    }
+    (void)close(fd);
+    if (elf != NULL) {
+        /* libdwfl frees it (free()), and looks for the debug link
+         * beside it. */
+        *file_name = strdup(name);
+        *elfp = elf;
+    }
+    return -1;
+}
+
+/* The standard search (build-id and debug-link places); the separate
+ * debug file's fd stays open in the cache, so not across an exec. */
+static int find_debuginfo(Dwfl_Module *mod, void **user, const char *name,
+                          Dwarf_Addr base, const char *file, const char *link,
+                          GElf_Word crc, char **debug_name)
+{
+    int fd = dwfl_standard_find_debuginfo(mod, user, name, base, file, link,
+                                          crc, debug_name);
+
+    if (fd >= 0) {
+        (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    return fd;
+}
+
 static const Dwfl_Callbacks dwfl_callbacks = {
-    .find_elf = dwfl_linux_proc_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .find_elf = find_elf,
+    .find_debuginfo = find_debuginfo,
     .debuginfo_path = &no_debuginfo_path,
 };
 
-/* A libdw session over the validated mappings (rewritten, so libdw reads
- * only what parse_line() accepted). NULL on any failure. */
-static Dwfl *dwfl_of(const struct mapping *v, size_t n)
+/* Report the validated mappings to d as its whole module list (rewritten,
+ * so libdw reads only what parse_line() accepted). libdwfl keeps a module
+ * reported again at the same path and addresses, with what it has read.
+ * False on any failure. */
+static bool report_maps(Dwfl *d, const struct mapping *v, size_t n)
 {
     char *text = NULL;
     size_t len = 0;
     FILE *f;
-    Dwfl *d;
     size_t i;
     int r;
 
     f = open_memstream(&text, &len);
     if (f == NULL) {
-        return NULL;
+        return false;
     }
     for (i = 0; i < n; i++) {
         fprintf(f, "%llx-%llx %s %08llx %02x:%02x %llu %s\n",
@@ -487,24 +551,149 @@ static Dwfl *dwfl_of(const struct mapping *v, size_t n)
     }
     if (fclose(f) != 0) {
         free(text);
-        return NULL;
+        return false;
     }
-    d = dwfl_begin(&dwfl_callbacks);
-    f = d != NULL ? fmemopen(text, len, "r") : NULL;
+    f = fmemopen(text, len, "r");
     if (f == NULL) {
-        dwfl_end(d);
         free(text);
-        return NULL;
+        return false;
     }
     dwfl_report_begin(d);
     r = dwfl_linux_proc_maps_report(d, f);
     (void)fclose(f);
     free(text);
-    if (r != 0 || dwfl_report_end(d, NULL, NULL) != 0) {
-        dwfl_end(d);
+    return r == 0 && dwfl_report_end(d, NULL, NULL) == 0;
+}
+
+/*
+ * The modules of the last report, kept for the next: the parent side's
+ * one piece of mutable global state besides the forkserver. Reading a
+ * module's symbols and debug information is what a report costs; with a
+ * distribution's separate, compressed debug files (libc6-dbg) libc's line
+ * tables alone take about 100 ms, every time. Workers of one program have
+ * their parent's module map (fork, forkserver), so one Dwfl serves them
+ * all: each report reports its map again (report_maps()), and a path
+ * whose file changed (another device or inode in the map, or on disk
+ * another inode, size or mtime) starts a new Dwfl first. It holds the
+ * mapped ELF files, the debug information read, and a close-on-exec fd
+ * per separate debug file, until the library is unloaded or
+ * subiter__trace_forget(). The mutex: pools and host threads symbolize
+ * at the same time and libdw's handles are not thread-safe. `owner`:
+ * a process forked meanwhile has a copy whose mutex may be held, and
+ * must leave it alone.
+ */
+static struct {
+    pthread_mutex_t lock;
+    _Atomic pid_t owner; /* the process whose cache it is; 0: none yet */
+    Dwfl *dwfl;          /* NULL: none */
+    struct mapping *v;   /* the map last reported to it, */
+    size_t n;            /* its length, */
+    char *text;          /* and the text its paths point into */
+} cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* True: the cache is this process's, and locked. */
+static bool cache_enter(void)
+{
+    pid_t self = getpid(), none = 0;
+
+    if (!atomic_compare_exchange_strong(&cache.owner, &none, self) &&
+        none != self) {
+        return false;
+    }
+    pthread_mutex_lock(&cache.lock);
+    return true;
+}
+
+static void cache_drop_locked(void)
+{
+    if (cache.dwfl != NULL) {
+        dwfl_end(cache.dwfl);
+    }
+    subiter__free(cache.v);
+    subiter__free(cache.text);
+    cache.dwfl = NULL;
+    cache.v = NULL;
+    cache.n = 0;
+    cache.text = NULL;
+}
+
+static bool same_file(const struct mapping *a, const struct mapping *b)
+{
+    return a->inode == b->inode && a->dev_major == b->dev_major &&
+           a->dev_minor == b->dev_minor && a->fdev == b->fdev &&
+           a->fino == b->fino && a->fsize == b->fsize &&
+           a->fmtime.tv_sec == b->fmtime.tv_sec &&
+           a->fmtime.tv_nsec == b->fmtime.tv_nsec;
+}
+
+/* Does a path of map v name another file than in the cached map? */
+static bool cache_stale_locked(const struct mapping *v, size_t n)
+{
+    size_t i, j;
+
+    for (i = 0; i < n; i++) {
+        /* The lines of one file follow each other. */
+        if (i > 0 && strcmp(v[i].path, v[i - 1].path) == 0) {
+            continue;
+        }
+        for (j = 0; j < cache.n; j++) {
+            if (strcmp(v[i].path, cache.v[j].path) == 0 &&
+                !same_file(&v[i], &cache.v[j])) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* The cached Dwfl (locked) with map v reported, or NULL. On success the
+ * cache owns v and the text its paths point into. */
+static Dwfl *cache_dwfl_locked(struct mapping *v, size_t n, char *text)
+{
+    if (cache.dwfl != NULL && cache_stale_locked(v, n)) {
+        cache_drop_locked();
+    }
+    if (cache.dwfl == NULL) {
+        cache.dwfl = dwfl_begin(&dwfl_callbacks);
+    }
+    if (cache.dwfl == NULL || !report_maps(cache.dwfl, v, n)) {
+        cache_drop_locked();
         return NULL;
     }
+    subiter__free(cache.v);
+    subiter__free(cache.text);
+    cache.v = v;
+    cache.n = n;
+    cache.text = text;
+    return cache.dwfl;
+}
+
+/* A Dwfl of its own, for a process whose cache is a forked copy. */
+static Dwfl *dwfl_of(const struct mapping *v, size_t n)
+{
+    Dwfl *d = dwfl_begin(&dwfl_callbacks);
+
+    if (d != NULL && !report_maps(d, v, n)) {
+        dwfl_end(d);
+        d = NULL;
+    }
     return d;
+}
+
+void subiter__trace_forget(void)
+{
+    if (atomic_load(&cache.owner) != getpid()) {
+        return;
+    }
+    pthread_mutex_lock(&cache.lock);
+    cache_drop_locked();
+    pthread_mutex_unlock(&cache.lock);
+}
+
+/* When the library is unloaded (and at exit): nothing is left behind. */
+__attribute__((destructor)) static void trace_unload(void)
+{
+    subiter__trace_forget();
 }
 
 /* The name of a DWARF function or inlined instance. */
@@ -612,6 +801,12 @@ static bool dwfl_frame(struct text *t, unsigned *num, Dwfl *d, uint64_t a,
     return true;
 }
 
+#else
+
+void subiter__trace_forget(void)
+{
+}
+
 #endif /* HAVE_LIBDW */
 
 int subiter__trace_format(const void *area, size_t len, char **out)
@@ -622,10 +817,12 @@ int subiter__trace_format(const void *area, size_t len, char **out)
     struct mapping *v = NULL;
     char *maps = NULL;
     unsigned num = 0;
-    size_t nmaps = 0;
+    size_t nmaps = 0, cap = 1; /* lines: one more than newlines */
 #ifdef HAVE_LIBDW
+    bool cached = false;
     Dwfl *d = NULL;
 #endif
+    bool kept = false; /* the cache owns maps and v */
 
     *out = NULL;
     if (len < sizeof *h || h->magic != SUBITER__TRACE_MAGIC ||
@@ -638,10 +835,12 @@ int subiter__trace_format(const void *area, size_t len, char **out)
         maps_len > len - sizeof *h) {
         return 0;
     }
+    for (i = 0; i < maps_len; i++) {
+        cap += h->maps[i] == '\n';
+    }
     t.buf = subiter__malloc(TEXT_MAX);
     maps = subiter__malloc((size_t)maps_len + 1);
-    /* A line takes at least 8 bytes ("0-1 ... /x"). */
-    v = subiter__malloc(((size_t)maps_len / 8 + 1) * sizeof *v);
+    v = subiter__malloc(cap * sizeof *v);
     if (t.buf == NULL || maps == NULL || v == NULL) {
         subiter__free(t.buf);
         subiter__free(maps);
@@ -651,9 +850,11 @@ int subiter__trace_format(const void *area, size_t len, char **out)
     t.buf[0] = '\0';
     memcpy(maps, h->maps, maps_len);
     maps[maps_len] = '\0';
-    nmaps = parse_maps(maps, v, (size_t)maps_len / 8 + 1);
+    nmaps = parse_maps(maps, v, cap);
 #ifdef HAVE_LIBDW
-    d = dwfl_of(v, nmaps);
+    cached = cache_enter();
+    d = cached ? cache_dwfl_locked(v, nmaps, maps) : dwfl_of(v, nmaps);
+    kept = cached && d != NULL;
 #endif
     for (i = 0; i < nframes; i++) {
         char where[LINE_MAX_BYTES];
@@ -667,14 +868,18 @@ int subiter__trace_format(const void *area, size_t len, char **out)
         add_line(&t, "\n  #%u ?? (%s)", num++, where);
     }
 #ifdef HAVE_LIBDW
-    if (d != NULL) {
+    if (cached) {
+        pthread_mutex_unlock(&cache.lock);
+    } else if (d != NULL) {
         dwfl_end(d);
     }
 #else
     add_line(&t, "\n  (no function names: subiter was built without libdw)");
 #endif
-    subiter__free(maps);
-    subiter__free(v);
+    if (!kept) {
+        subiter__free(maps);
+        subiter__free(v);
+    }
     /* Without the leading newline: the caller puts the text after its
      * reason line. */
     if (t.len > 0) {

@@ -82,4 +82,9 @@ SUBITER__HIDDEN int subiter__trace_collect(const struct subiter__region *r,
 SUBITER__HIDDEN int subiter__trace_format(const void *area, size_t len,
                                           char **out);
 
+/* Parent: drop the symbols that reports keep for the next one (trace.c's
+ * cache: mapped ELF files, debug information, an fd per separate debug
+ * file). The library's unload does it; tests that count fds too. */
+SUBITER__HIDDEN void subiter__trace_forget(void);
+
 #endif /* SUBITER_TRACE_H */

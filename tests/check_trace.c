@@ -92,6 +92,10 @@ static bool under_valgrind(void)
     return p != NULL && strstr(p, "vgpreload") != NULL;
 }
 
+/* This binary's path (argv[0]: under valgrind /proc/self/exe is
+ * valgrind's). */
+static char self_path[4096];
+
 static void assert_has(const char *s, const char *what)
 {
     ck_assert_msg(strstr(s, what) != NULL, "\"%s\" not in:\n%s", what, s);
@@ -567,11 +571,158 @@ START_TEST(test_trace_format_fuzz)
 }
 END_TEST
 
-/* ---- a binary without debug info ---- */
+/* ---- reports in a row: the symbols kept between them ---- */
 
-/* This binary's path (argv[0]: under valgrind /proc/self/exe is
- * valgrind's). */
-static char self_path[4096];
+static NOINLINE __attribute__((no_sanitize("undefined"))) int crash_other(void)
+{
+    volatile char *p =
+        mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (p != MAP_FAILED) {
+        p[16] = 2;
+    }
+    return -1;
+}
+
+static int gen_crash_other(subiter_gen *g, void *arg)
+{
+    int r;
+
+    (void)arg;
+    if ((r = tu_yield_count(g, 1)) != 0) {
+        return r;
+    }
+    NO_TAIL(crash_other());
+}
+
+/* One worker that crashes in `fn` (and not in `not`). */
+static void crash_once(subiter_iter_fn gen, const char *fn, const char * not )
+{
+    subiter_opts o = tu_opts(0);
+    subiter_errinfo ei = SUBITER_ERRINFO_INIT;
+    subiter_item item;
+    subiter *it;
+    int r;
+
+    ck_assert_int_eq(subiter_open(&it, gen, (void *)(intptr_t)SIGSEGV, &o), 0);
+    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
+    while ((r = subiter_next(it, &item)) == 1) {
+    }
+    ck_assert_int_eq(r, SUBITER_ECHILD);
+    assert_report(it, fn);
+    ck_assert_int_eq(subiter_get_errinfo(it, &ei), 0);
+    ck_assert_msg(strstr(ei.backtrace, not ) == NULL, "%s", ei.backtrace);
+#ifdef HAVE_LIBDW
+    assert_has(ei.backtrace, "check_trace.c:");
+#endif
+    ck_assert_int_eq(subiter_close(it), SUBITER_ECHILD);
+}
+
+/* The second and third report of a process name their own functions (the
+ * kept symbols are right for them, not the first report's), and keeping
+ * symbols does not grow: no more fds after three reports than after one;
+ * tu_assert_clean() drops them and finds the fds of before. */
+START_TEST(test_trace_reports_in_a_row)
+{
+    struct tu_snapshot s;
+    int fds;
+
+    tu_snapshot(&s);
+    crash_once(gen_crash, "crash_here", "crash_other");
+    fds = tu_count_fds();
+    crash_once(gen_crash_other, "crash_other", "crash_here");
+    crash_once(gen_crash, "crash_here", "crash_other");
+    ck_assert_int_eq(tu_count_fds(), fds);
+    tu_assert_clean(&s);
+}
+END_TEST
+
+/* The mappings of this binary in /proc/self/maps, with `path` in place of
+ * its own: a worker's map naming a copy of it. */
+static size_t maps_naming(char *buf, size_t cap, const char *path)
+{
+    char line[4096], own[4096] = "";
+    uintptr_t fn = (uintptr_t)crash_here;
+    size_t used = 0;
+    FILE *f;
+
+    f = fopen("/proc/self/maps", "r");
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned long lo, hi;
+        char *p = strchr(line, '/');
+
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && fn >= lo && fn < hi &&
+            p != NULL) {
+            snprintf(own, sizeof own, "%s", p);
+        }
+    }
+    ck_assert_str_ne(own, "");
+    rewind(f);
+    while (fgets(line, sizeof line, f) != NULL) {
+        char *p = strchr(line, '/');
+
+        if (p != NULL && strcmp(p, own) == 0) {
+            used += (size_t)snprintf(buf + used, cap - used, "%.*s%s\n",
+                                     (int)(p - line), line, path);
+            ck_assert_uint_lt(used, cap);
+        }
+    }
+    fclose(f);
+    return used;
+}
+
+/* A file that changed at the same path is read again: a copy of this
+ * binary with debug info, then (renamed over it) one without. */
+START_TEST(test_trace_changed_file)
+{
+    char copy[] = "/tmp/subiter-changedXXXXXX", next[64], cmd[8400];
+    unsigned char *buf = calloc(1, SUBITER__TRACE_BYTES);
+    struct subiter__trace *t = (struct subiter__trace *)buf;
+    char *out = NULL;
+    int fd;
+
+    ck_assert_ptr_nonnull(buf);
+    fd = mkstemp(copy);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    snprintf(next, sizeof next, "%s.next", copy);
+    snprintf(cmd, sizeof cmd,
+             "objcopy %s %s 2>/dev/null && objcopy --strip-debug %s %s "
+             "2>/dev/null",
+             self_path, copy, self_path, next);
+    if (system(cmd) != 0) {
+        unlink(copy);
+        unlink(next);
+        ck_abort_msg("objcopy failed (binutils missing?)");
+    }
+    t->magic = SUBITER__TRACE_MAGIC;
+    t->kind = SUBITER__TRACE_CRASH;
+    t->nframes = 1;
+    t->frames[0] = (uint64_t)(uintptr_t)crash_here;
+    t->maps_len = (uint32_t)maps_naming(t->maps, SUBITER__TRACE_MAPS_MAX, copy);
+
+    ck_assert_int_eq(subiter__trace_format(buf, SUBITER__TRACE_BYTES, &out), 0);
+    ck_assert_ptr_nonnull(out);
+    assert_frame(out, "  #0 crash_here (");
+#ifdef HAVE_LIBDW
+    assert_has(out, "check_trace.c:");
+#endif
+    subiter__free(out);
+
+    ck_assert_int_eq(rename(next, copy), 0);
+    ck_assert_int_eq(subiter__trace_format(buf, SUBITER__TRACE_BYTES, &out), 0);
+    ck_assert_ptr_nonnull(out);
+    assert_frame(out, "  #0 crash_here (");
+    ck_assert_msg(strstr(out, "check_trace.c:") == NULL, "%s", out);
+    subiter__free(out);
+    unlink(copy);
+    free(buf);
+    subiter__trace_forget();
+}
+END_TEST
+
+/* ---- a binary without debug info ---- */
 
 /* The suite's own binary, stripped of its debug info, run in its report
  * mode (main below): function names come from the symbol table. */
@@ -779,6 +930,8 @@ static Suite *trace_suite(void)
     tcase_add_loop_test(tc, test_trace_corrupt_area, 0, N_CORRUPT);
     tcase_add_test(tc, test_trace_format_fuzz);
     tcase_add_test(tc, test_trace_no_debug_info);
+    tcase_add_test(tc, test_trace_reports_in_a_row);
+    tcase_add_test(tc, test_trace_changed_file);
     suite_add_tcase(s, tc);
     tcase_set_timeout(tp, 30);
     tcase_add_test(tp, test_trace_pool_task_crash);

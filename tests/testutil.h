@@ -17,6 +17,8 @@ struct tu_snapshot {
 };
 
 void tu_snapshot(struct tu_snapshot *s);
+/* Entries in /proc/self/fd now. */
+int tu_count_fds(void);
 /* ck_assert that fds and mappings are back to `s`, and no child is left
  * (waitpid(-1, WNOHANG) says ECHILD). Call before the test returns. */
 void tu_assert_clean(const struct tu_snapshot *s);
