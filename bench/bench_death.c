@@ -7,6 +7,10 @@
  * /proc is 'S'), so that the figure is the wake-up path, not a race with
  * a process still on its way to sleep; seen_blocked counts the
  * repetitions where that was seen. Min/median/max in microseconds.
+ * The SIGSEGV worker leaves a crash report, which the parent symbolizes
+ * before subiter_next() returns: `report=crash_vs_kill` is what that
+ * adds to the SIGKILL death, for the process's first report (which reads
+ * the modules' symbols) and the median one.
  */
 #include "config.h"
 
@@ -240,8 +244,9 @@ int death_baseline_once(struct bench *b, double *delay_us, bool *blocked)
     return 0;
 }
 
-static void print_delays(struct bench *b, const char *label, double *v, int n,
-                         int blocked)
+/* Prints the line; returns the median. */
+static double print_delays(struct bench *b, const char *label, double *v, int n,
+                           int blocked)
 {
     double med = median(v, n); /* sorts v */
 
@@ -249,6 +254,7 @@ static void print_delays(struct bench *b, const char *label, double *v, int n,
         "%s n=%d seen_blocked=%d delay_us_min=%.1f delay_us_med=%.1f "
         "delay_us_max=%.1f",
         label, n, blocked, v[0], med, v[n - 1]);
+    return med;
 }
 
 void bench_death(struct bench *b)
@@ -263,6 +269,7 @@ void bench_death(struct bench *b)
         {DEATH_BASELINE, "bench=death signal=SIGKILL baseline=fork_pidfd"},
     };
     const int reps = b->cfg->death_reps;
+    double med[DEATH_BASELINE + 1] = {-1, -1, -1, -1}, segv_first = -1;
     struct death_share *sh;
     double *v;
     size_t k;
@@ -298,9 +305,23 @@ void bench_death(struct bench *b)
         }
         unwatch(b);
         if (i == reps) {
-            print_delays(b, kinds[k].label, v, i, blocked);
+            double first = v[0];
+
+            med[kinds[k].mode] = print_delays(b, kinds[k].label, v, i, blocked);
+            if (kinds[k].mode == DEATH_SEGV) {
+                segv_first = first;
+            }
             b->n_done++;
         }
+    }
+    /* What the crash report adds to a death: SIGSEGV against SIGKILL, both
+     * in the generator. The first report of the process also reads the
+     * modules' symbols and debug information; later ones reuse them. */
+    if (med[DEATH_SEGV] >= 0 && med[DEATH_SLEEP] >= 0) {
+        out(b,
+            "bench=death report=crash_vs_kill crash_report_us_first=%.1f "
+            "crash_report_us_med=%.1f",
+            segv_first - med[DEATH_SLEEP], med[DEATH_SEGV] - med[DEATH_SLEEP]);
     }
     munmap(sh, sizeof *sh);
     free(v);
