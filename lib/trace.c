@@ -852,8 +852,11 @@ int subiter__trace_format(const void *area, size_t len, char **out)
     maps[maps_len] = '\0';
     nmaps = parse_maps(maps, v, cap);
 #ifdef HAVE_LIBDW
-    cached = cache_enter();
-    d = cached ? cache_dwfl_locked(v, nmaps, maps) : dwfl_of(v, nmaps);
+    /* No valid line: nothing to name, and the cache stays as it is. */
+    cached = nmaps > 0 && cache_enter();
+    if (nmaps > 0) {
+        d = cached ? cache_dwfl_locked(v, nmaps, maps) : dwfl_of(v, nmaps);
+    }
     kept = cached && d != NULL;
 #endif
     for (i = 0; i < nframes; i++) {
