@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,18 +297,84 @@ int tu_init_exit5(subiter_gen *g, void *arg)
     _exit(5);
 }
 
+/*
+ * Pages a worker writes and the test reads must be shared under every start
+ * method: a FORKSERVER worker is forked from the zygote, which may have
+ * started before the page was made, and a SPAWN worker is a fresh exec.
+ * So they all come from one arena, a memfd mapped MAP_SHARED before main()
+ * (and so before any zygote), and left open without CLOEXEC so that a
+ * spawned worker inherits it. The worker's own copy of the constructor
+ * below, which runs before the library's (priority), maps the same memfd at
+ * the same address, named in TU_SHARED_ENV, so that pointers passed as arg
+ * mean the same on both sides.
+ */
+#define TU_SHARED_ENV "SUBITER_TEST_SHARED"
+#define TU_ARENA_BYTES ((size_t)4 << 20)
+
+static unsigned char *arena;
+static size_t arena_used;
+
+__attribute__((constructor(101))) static void tu_arena_map(void)
+{
+    const char *v = getenv(TU_SHARED_ENV);
+    char var[64];
+    uintptr_t at;
+    int fd;
+
+    if (v != NULL && sscanf(v, "%d,%" SCNxPTR, &fd, &at) == 2) {
+        /* A spawned worker: the same pages at the same address, or no
+         * worker at all (a test would read zeros and blame the library). */
+        arena = mmap((void *)at, TU_ARENA_BYTES, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+        if (arena != (void *)at) {
+            fprintf(stderr, "testutil: cannot map the shared arena at %#jx\n",
+                    (uintmax_t)at);
+            _exit(98);
+        }
+        return;
+    }
+    fd = memfd_create("tu-shared", 0);
+    if (fd < 0 || ftruncate(fd, (off_t)TU_ARENA_BYTES) != 0) {
+        perror("testutil: shared arena");
+        exit(99);
+    }
+    arena =
+        mmap(NULL, TU_ARENA_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (arena == MAP_FAILED) {
+        perror("testutil: shared arena");
+        exit(99);
+    }
+    snprintf(var, sizeof var, "%d,%" PRIxPTR, fd, (uintptr_t)arena);
+    setenv(TU_SHARED_ENV, var, 1);
+}
+
 void *tu_shared_new(size_t len)
 {
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t n = (len + page - 1) / page * page;
+    void *p;
 
-    ck_assert_ptr_ne(p, MAP_FAILED);
+    ck_assert_msg(n <= TU_ARENA_BYTES - arena_used,
+                  "shared arena full (%zu bytes used, %zu asked)", arena_used,
+                  len);
+    p = arena + arena_used;
+    arena_used += n;
+    /* Each case's process starts from the runner's (empty) arena, so a
+     * page may hold what an earlier case left. */
+    memset(p, 0, n);
     return p;
 }
 
 void tu_shared_free(void *p, size_t len)
 {
-    munmap(p, len);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t n = (len + page - 1) / page * page;
+
+    /* Only the newest block is given back: enough for cases that free what
+     * they made, in any process that runs many cases (CK_FORK=no). */
+    if ((unsigned char *)p + n == arena + arena_used) {
+        arena_used -= n;
+    }
 }
 
 /* The process that runs the suite, for the fork probe below. */

@@ -86,8 +86,9 @@ int tu_gen_hang(subiter_gen *g, void *arg);
 /* Initializer: _exit(5) at once. */
 int tu_init_exit5(subiter_gen *g, void *arg);
 
-/* A MAP_SHARED anonymous page the worker and the test both see (for
- * counters written in generators). Unmapped by tu_shared_free(). */
+/* Zeroed MAP_SHARED pages the worker and the test both see, under every
+ * start method (for counters written in generators), at the same address
+ * in a SPAWN worker. Given back by tu_shared_free(). */
 void *tu_shared_new(size_t len);
 void tu_shared_free(void *p, size_t len);
 
