@@ -12,13 +12,13 @@
 
 #define ITEMS 5
 
-static int gen_items(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_items(subiter_gen *g, void *arg))
 {
     (void)arg;
     return tu_yield_count(g, ITEMS);
 }
 
-static int gen_fail(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_fail(subiter_gen *g, void *arg))
 {
     (void)arg;
     return subiter_fail(g, "failing on purpose");

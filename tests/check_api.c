@@ -22,7 +22,7 @@
 /* ---- generators (run in the worker: no ck_assert here) ---- */
 
 /* Yields 0, 1, 2, ... until asked to stop. */
-static int gen_forever(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_forever(subiter_gen *g, void *arg))
 {
     long i;
     int r;
@@ -36,7 +36,7 @@ static int gen_forever(subiter_gen *g, void *arg)
 }
 
 /* Counts how often the initializer ran, in a shared page. */
-static int init_count(subiter_gen *g, void *arg)
+TU_EXPORT(int init_count(subiter_gen *g, void *arg))
 {
     _Atomic long *ctr = arg;
 
@@ -46,7 +46,7 @@ static int init_count(subiter_gen *g, void *arg)
 }
 
 /* Yields the initializer count, then 0 .. 2. */
-static int gen_report_init(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_report_init(subiter_gen *g, void *arg))
 {
     _Atomic long *ctr = arg;
     long v = atomic_load(&ctr[0]);
@@ -60,7 +60,7 @@ static int gen_report_init(subiter_gen *g, void *arg)
 
 #define INIT_FAIL_TEXT "cannot load model 'x.bin': 42% done, gave up"
 
-static int init_fail(subiter_gen *g, void *arg)
+TU_EXPORT(int init_fail(subiter_gen *g, void *arg))
 {
     _Atomic long *ctr = arg;
     int r = subiter_fail(g, "cannot load model '%s': %d%% done, gave up",
@@ -70,7 +70,7 @@ static int init_fail(subiter_gen *g, void *arg)
     return r;
 }
 
-static int init_enoent(subiter_gen *g, void *arg)
+TU_EXPORT(int init_enoent(subiter_gen *g, void *arg))
 {
     (void)g;
     (void)arg;
@@ -78,7 +78,7 @@ static int init_enoent(subiter_gen *g, void *arg)
 }
 
 /* Echoes the input as one item, then an int: was subiter_input NULL? */
-static int gen_echo_input(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_echo_input(subiter_gen *g, void *arg))
 {
     size_t len = 12345;
     const void *in = subiter_input(g, &len);
@@ -94,7 +94,7 @@ static int gen_echo_input(subiter_gen *g, void *arg)
 /* Records what subiter_input() and the generator-only calls give in the
  * initializer. Slots: 0 input==NULL, 1 len, 2 yield, 3 reserve, 4 buf
  * cleared, 5 commit, 6 ran. */
-static int init_probe(subiter_gen *g, void *arg)
+TU_EXPORT(int init_probe(subiter_gen *g, void *arg))
 {
     _Atomic long *sh = arg;
     size_t len = 99;
@@ -113,7 +113,7 @@ static int init_probe(subiter_gen *g, void *arg)
 
 /* Input: an int k. Yields k items, then fails with a message (k < 0:
  * 10 items and success). */
-static int gen_fail_at(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_fail_at(subiter_gen *g, void *arg))
 {
     int k = -1, r;
     size_t len;
@@ -133,7 +133,7 @@ static int gen_fail_at(subiter_gen *g, void *arg)
 }
 
 /* Yields 2 items, then returns the (negative) code in arg. */
-static int gen_return_code(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_return_code(subiter_gen *g, void *arg))
 {
     int r;
 
@@ -145,7 +145,7 @@ static int gen_return_code(subiter_gen *g, void *arg)
 
 /* Yields an item one byte over the ring's maximum and passes the
  * -EMSGSIZE on. */
-static int gen_too_big(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_too_big(subiter_gen *g, void *arg))
 {
     size_t len = (size_t)(uintptr_t)arg;
     unsigned char *buf = calloc(1, len);
@@ -160,7 +160,7 @@ static int gen_too_big(subiter_gen *g, void *arg)
 }
 
 /* Yields 2 items, then dies: arg 0 raise(SIGKILL), else _exit(arg). */
-static int gen_die(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_die(subiter_gen *g, void *arg))
 {
     int how = (int)(intptr_t)arg;
     int r;

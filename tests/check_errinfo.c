@@ -16,9 +16,9 @@
 
 static char counter_path[64];
 
-static void write_counter(const char *text)
+static void write_counter(const char *path, const char *text)
 {
-    FILE *f = fopen(counter_path, "w");
+    FILE *f = fopen(path, "w");
 
     if (f != NULL) {
         fputs(text, f);
@@ -34,31 +34,40 @@ static void make_counter(const char *text)
     fd = mkstemp(counter_path);
     ck_assert_int_ge(fd, 0);
     close(fd);
-    write_counter(text);
+    write_counter(counter_path, text);
 }
 
-/* arg: what the worker does after 3 items. */
 enum death { OOM_KILL, PLAIN_KILL, OOM_SEGV, EXIT_3, FAIL_EIO };
 
-static int gen_die(subiter_gen *g, void *arg)
+/* arg: what the worker does after 3 items, and the counter it bumps. It
+ * is passed as bytes (arg_len), so the worker has it under every start
+ * method, not only in a fork of this process. */
+struct die_arg {
+    enum death how;
+    char counter[sizeof counter_path];
+};
+
+TU_EXPORT(int gen_die(subiter_gen *g, void *arg))
 {
-    enum death how = (enum death)(intptr_t)arg;
+    const struct die_arg *a = arg;
     int r;
 
     if ((r = tu_yield_count(g, 3)) != 0) {
         return r;
     }
-    switch (how) {
+    switch (a->how) {
     case OOM_KILL:
         /* As the kernel would: the cgroup's counter goes up, SIGKILL. */
-        write_counter("oom_kill_disable 0\nunder_oom 0\noom_kill 4\n");
+        write_counter(a->counter,
+                      "oom_kill_disable 0\nunder_oom 0\noom_kill 4\n");
         raise(SIGKILL);
         break;
     case PLAIN_KILL:
         raise(SIGKILL);
         break;
     case OOM_SEGV:
-        write_counter("oom_kill_disable 0\nunder_oom 0\noom_kill 4\n");
+        write_counter(a->counter,
+                      "oom_kill_disable 0\nunder_oom 0\noom_kill 4\n");
         raise(SIGSEGV);
         break;
     case EXIT_3:
@@ -73,10 +82,13 @@ static int gen_die(subiter_gen *g, void *arg)
 static int run(enum death how, subiter **out)
 {
     subiter_opts o = tu_opts(0);
+    struct die_arg a = {how, ""};
     subiter_item item;
     int r;
 
-    ck_assert_int_eq(subiter_open(out, gen_die, (void *)(intptr_t)how, &o), 0);
+    snprintf(a.counter, sizeof a.counter, "%s", counter_path);
+    o.arg_len = sizeof a;
+    ck_assert_int_eq(subiter_open(out, gen_die, &a, &o), 0);
     ck_assert_int_eq(subiter_start(*out, NULL, 0), 0);
     while ((r = subiter_next(*out, &item)) == 1) {
     }
@@ -307,7 +319,7 @@ START_TEST(test_errinfo_no_oom_without_counter_line)
 END_TEST
 
 /* Initializer or generator: _exit() at once with the status in arg. */
-static int exit_now(subiter_gen *g, void *arg)
+TU_EXPORT(int exit_now(subiter_gen *g, void *arg))
 {
     (void)g;
     _exit((int)(intptr_t)arg);

@@ -151,13 +151,13 @@ END_TEST
 
 /* ---- generators (run in the worker: no ck_assert here) ---- */
 
-static int init_fail(subiter_gen *g, void *arg)
+TU_EXPORT(int init_fail(subiter_gen *g, void *arg))
 {
     (void)arg;
     return subiter_fail(g, "no GPU %d found", 3);
 }
 
-static int init_hang(subiter_gen *g, void *arg)
+TU_EXPORT(int init_hang(subiter_gen *g, void *arg))
 {
     (void)g;
     (void)arg;
@@ -165,7 +165,7 @@ static int init_hang(subiter_gen *g, void *arg)
     return 0;
 }
 
-static int gen_fail(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_fail(subiter_gen *g, void *arg))
 {
     int r;
 
@@ -177,7 +177,7 @@ static int gen_fail(subiter_gen *g, void *arg)
 }
 
 /* Yields 3 items, then segfaults. */
-static int gen_segv(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_segv(subiter_gen *g, void *arg))
 {
     int r;
 
@@ -194,7 +194,7 @@ static int gen_segv(subiter_gen *g, void *arg)
  * the test through the shared page, and waits to be killed. Yielding now
  * would store a correct tail again, so it only sleeps.
  */
-static int gen_corrupt(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_corrupt(subiter_gen *g, void *arg))
 {
     _Atomic long *sh = arg;
     struct subiter__shm *shm = subiter__gen_shm(g);

@@ -146,7 +146,7 @@ static void scribble(subiter_gen *g, enum scribble how)
 /* Yield two good items, scribble, then either stay alive (the parent must
  * kill it) or exit (the parent must still report EPROTO, not ECHILD, since
  * the bad record was published before the death). */
-static int gen_hostile(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_hostile(subiter_gen *g, void *arg))
 {
     long how = (long)(intptr_t)arg;
 
@@ -170,7 +170,7 @@ static int gen_hostile(subiter_gen *g, void *arg)
 }
 
 /* A worker whose first status is an item: the init handshake is broken. */
-static int init_hostile(subiter_gen *g, void *arg)
+TU_EXPORT(int init_hostile(subiter_gen *g, void *arg))
 {
     struct subiter__shm *shm = subiter__gen_shm(g);
     static const unsigned char item[8] = {0x08, 0x05, 0x1a, 0x80,
@@ -185,7 +185,7 @@ static int init_hostile(subiter_gen *g, void *arg)
     return 0;
 }
 
-static int gen_none(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_none(subiter_gen *g, void *arg))
 {
     (void)g;
     (void)arg;
@@ -257,7 +257,7 @@ END_TEST
 
 /* Scribbling over the header's sizes changes nothing: the parent keeps
  * its own copies, taken before the fork. */
-static int gen_header(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_header(subiter_gen *g, void *arg))
 {
     struct subiter__shm *shm = subiter__gen_shm(g);
 
@@ -308,7 +308,7 @@ struct probe {
 /* Opens its own ring through /proc/self/map_files (the memfd itself is
  * closed) and tries to shrink it, which would make the parent die of
  * SIGBUS if it worked. */
-static int gen_probe(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_probe(subiter_gen *g, void *arg))
 {
     struct probe *pr = arg;
     FILE *f = fopen("/proc/self/maps", "r");
@@ -318,7 +318,8 @@ static int gen_probe(subiter_gen *g, void *arg)
 
     (void)g;
     while (f != NULL && fgets(line, sizeof line, f) != NULL) {
-        if (strstr(line, "/memfd:subiter") == NULL) {
+        /* The ring's memfd, not "subiter-handoff" (FORKSERVER, SPAWN). */
+        if (strstr(line, "/memfd:subiter ") == NULL) {
             continue;
         }
         pr->own_maps++;
@@ -604,7 +605,7 @@ static void fp_end(struct fake_parent *fp, pid_t pid)
 }
 
 /* Yields until told to stop. */
-static int gen_until_stopped(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_until_stopped(subiter_gen *g, void *arg))
 {
     long i = 0;
 
@@ -688,7 +689,7 @@ END_TEST
 
 /* Moves the command ring's head back to 0, as if it had read nothing;
  * then returns, or with an input starting with 1, yields until stopped. */
-static int gen_stuck_head(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_stuck_head(subiter_gen *g, void *arg))
 {
     const unsigned char *in;
     size_t len;

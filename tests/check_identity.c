@@ -22,7 +22,7 @@ END_TEST
 /* Yields what the initializer saw (id, count), then what it sees. */
 static unsigned seen_in_init[2];
 
-static int init_identity(subiter_gen *g, void *arg)
+TU_EXPORT(int init_identity(subiter_gen *g, void *arg))
 {
     (void)arg;
     seen_in_init[0] = subiter_worker_id(g);
@@ -30,7 +30,7 @@ static int init_identity(subiter_gen *g, void *arg)
     return 0;
 }
 
-static int gen_identity(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_identity(subiter_gen *g, void *arg))
 {
     unsigned v[4];
 

@@ -25,7 +25,7 @@ struct bound_arg {
     long n;
 };
 
-static int gen_bound(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_bound(subiter_gen *g, void *arg))
 {
     const struct bound_arg *a = arg;
     long i;
@@ -48,7 +48,7 @@ struct sized_arg {
     int use_reserve;
 };
 
-static int gen_sized(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_sized(subiter_gen *g, void *arg))
 {
     const struct sized_arg *a = arg;
     unsigned char *buf;
@@ -84,7 +84,7 @@ struct max_arg {
     long n;
 };
 
-static int gen_max(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_max(subiter_gen *g, void *arg))
 {
     const struct max_arg *a = arg;
     unsigned char *buf = malloc(a->max + 1);
@@ -110,7 +110,7 @@ static int gen_max(subiter_gen *g, void *arg)
 }
 
 /* Zero-length items: yield(NULL, 0), yield("", 0), reserve/commit 0. */
-static int gen_empty_items(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_empty_items(subiter_gen *g, void *arg))
 {
     void *p;
     int r;
@@ -137,7 +137,7 @@ static int gen_empty_items(subiter_gen *g, void *arg)
  * of more than reserved, 6 commit(60), 7 commit again, 8 reached the end,
  * 9 reserve with NULL buf.
  */
-static int gen_reserve_rules(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_reserve_rules(subiter_gen *g, void *arg))
 {
     _Atomic long *sh = arg;
     void *p = NULL, *q = &p;
@@ -190,6 +190,7 @@ static void check_items_bound(unsigned k)
     a.ctr = page;
     a.n = 12 * (long)k + 40;
     o.buffer_items = k;
+    o.arg_len = sizeof a; /* the worker's own copy, every method */
     ck_assert_int_eq(subiter_open(&it, gen_bound, &a, &o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
 
@@ -251,12 +252,14 @@ static void check_sized(struct sized_arg *a, const subiter_opts *o,
                         long pause_every)
 {
     struct tu_snapshot snap;
+    subiter_opts copy = *o;
     subiter *it;
     subiter_item item;
     long i;
 
     tu_snapshot(&snap);
-    ck_assert_int_eq(subiter_open(&it, gen_sized, a, o), 0);
+    copy.arg_len = sizeof *a; /* the worker's own copy, every method */
+    ck_assert_int_eq(subiter_open(&it, gen_sized, a, &copy), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     for (i = 0; i < a->n; i++) {
         ck_assert_int_eq(subiter_next(it, &item), 1);
@@ -332,6 +335,7 @@ START_TEST(test_items_max_size)
     a.max = TU_SMALL_MAX;
     a.n = 5;
     o.buffer_bytes = TU_SMALL_RING;
+    o.arg_len = sizeof a; /* the worker's own copy, every method */
     ck_assert_int_eq(subiter_open(&it, gen_max, &a, &o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     for (i = 0; i < a.n; i++) {

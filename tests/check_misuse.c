@@ -22,7 +22,7 @@
 
 /* Misuse inside the generator. Slots: 0 yield(NULL data, 5), 1 fail's
  * return (the last thing it does). */
-static int gen_misuse(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_misuse(subiter_gen *g, void *arg))
 {
     _Atomic long *sh = arg;
     int r;

@@ -71,7 +71,7 @@ struct counts {
     int done;
 };
 
-static int gen_steady(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_steady(subiter_gen *g, void *arg))
 {
     struct counts *c = arg;
     unsigned char buf[64];

@@ -19,7 +19,7 @@
 #include "testpool.h"
 
 /* Fails in the worker of shard 1 only. */
-static int init_fail_shard1(subiter_gen *g, void *arg)
+TU_EXPORT(int init_fail_shard1(subiter_gen *g, void *arg))
 {
     (void)arg;
     if (subiter_worker_id(g) == 1) {

@@ -42,7 +42,7 @@ static void hang(void)
 }
 
 /* A task: three longs, a failure, silence, or death (arg: shared page). */
-static int gen_task(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_task(subiter_gen *g, void *arg))
 {
     struct shared *sh = arg;
     const void *in;
@@ -76,7 +76,7 @@ static int gen_task(subiter_gen *g, void *arg)
 
 /* Sharded: worker k yields the i < N_ITEMS with i % workers == k, but the
  * worker named by the input (a long; -1: none) falls silent at once. */
-static int gen_shard(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_shard(subiter_gen *g, void *arg))
 {
     unsigned id = subiter_worker_id(g), nw = subiter_num_workers(g);
     const void *in;
@@ -103,7 +103,7 @@ static int gen_shard(subiter_gen *g, void *arg)
 /* Sharded (arg: shared page): worker 0 yields nothing and ends; worker 1
  * kills it once it has ended (in the first iteration only), then yields
  * 3 longs. */
-static int gen_end_early(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_end_early(subiter_gen *g, void *arg))
 {
     struct shared *sh = arg;
     int64_t end = tu_now_ms() + 10000;
@@ -125,7 +125,7 @@ static int gen_end_early(subiter_gen *g, void *arg)
     return tu_yield_count(g, 3);
 }
 
-static int init_hang(subiter_gen *g, void *arg)
+TU_EXPORT(int init_hang(subiter_gen *g, void *arg))
 {
     (void)g;
     (void)arg;
@@ -134,7 +134,7 @@ static int init_hang(subiter_gen *g, void *arg)
 }
 
 /* Fails once the test has set `release`. */
-static int init_fail_late(subiter_gen *g, void *arg)
+TU_EXPORT(int init_fail_late(subiter_gen *g, void *arg))
 {
     struct shared *sh = arg;
 

@@ -18,7 +18,7 @@
 #include "testpool.h"
 
 /* Shards of unequal length: worker k yields 1000 k + j for j < 3 (k + 1). */
-static int gen_uneven(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_uneven(subiter_gen *g, void *arg))
 {
     long k = (long)subiter_worker_id(g), j, v;
     int r;
@@ -34,7 +34,7 @@ static int gen_uneven(subiter_gen *g, void *arg)
 }
 
 /* One item: the worker id (unsigned) followed by the whole input. */
-static int gen_echo(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_echo(subiter_gen *g, void *arg))
 {
     unsigned id = subiter_worker_id(g);
     const void *in;
@@ -56,7 +56,7 @@ static int gen_echo(subiter_gen *g, void *arg)
 
 /* Fails once the test has set `release` (arg: struct tp_shared *): workers
  * forked after that cannot start. */
-static int init_fail_late(subiter_gen *g, void *arg)
+TU_EXPORT(int init_fail_late(subiter_gen *g, void *arg))
 {
     struct tp_shared *sh = arg;
 

@@ -54,7 +54,7 @@ static int cmp_i64(const void *a, const void *b)
 /* ---- generators and initializers (they run in the worker: no ck_*) ---- */
 
 /* Ignores SIGTERM, and never yields so never sees ABORT. */
-static int gen_stubborn(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_stubborn(subiter_gen *g, void *arg))
 {
     struct tproc_shared *sh = arg;
 
@@ -71,7 +71,7 @@ static struct tproc_pace pace_slow = {
     50, 20}; /* one item every 20 ms for a second */
 
 /* One item, then five silent seconds, then another. */
-static int gen_sleepy(subiter_gen *g, void *arg)
+TU_EXPORT(int gen_sleepy(subiter_gen *g, void *arg))
 {
     long i = 0;
     int r;
@@ -85,7 +85,7 @@ static int gen_sleepy(subiter_gen *g, void *arg)
     return subiter_yield(g, &i, sizeof i);
 }
 
-static int init_sigkill(subiter_gen *g, void *arg)
+TU_EXPORT(int init_sigkill(subiter_gen *g, void *arg))
 {
     (void)g;
     (void)arg;
@@ -93,7 +93,7 @@ static int init_sigkill(subiter_gen *g, void *arg)
     return 0;
 }
 
-static int init_hang(subiter_gen *g, void *arg)
+TU_EXPORT(int init_hang(subiter_gen *g, void *arg))
 {
     (void)g;
     (void)arg;
@@ -451,6 +451,8 @@ START_TEST(test_proc_slow_items_no_timeout)
     subiter_item item;
 
     tu_snapshot(&snap);
+    o.arg_len =
+        sizeof pace_slow; /* a copy: SPAWN maps no static where ours is */
     ck_assert_int_eq(subiter_open(&it, tproc_gen_paced, &pace_slow, &o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     tu_expect_items(it, 0, 50);

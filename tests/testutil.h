@@ -92,6 +92,13 @@ int tu_init_exit5(subiter_gen *g, void *arg);
 void *tu_shared_new(size_t len);
 void tu_shared_free(void *p, size_t len);
 
+/* Declares and defines a generator or initializer that SUBITER_SPAWN's
+ * worker can find by name (dlsym: not static; the test programs link with
+ * -export-dynamic): TU_EXPORT(int gen_x(subiter_gen *g, void *arg)) {...} */
+#define TU_EXPORT(decl)                                                        \
+    decl;                                                                      \
+    decl
+
 /* Run a suite, each case in a child of its own unless the environment says
  * CK_FORK=no; returns the process exit status for main(). With
  * TU_FORK_PROBE set, a case that prints where it ran is added. */
