@@ -253,13 +253,19 @@ static void check_sized(struct sized_arg *a, const subiter_opts *o,
 {
     struct tu_snapshot snap;
     subiter_opts copy = *o;
+    struct sized_arg bytes;
     subiter *it;
     subiter_item item;
     long i;
 
     tu_snapshot(&snap);
-    copy.arg_len = sizeof *a; /* the worker's own copy, every method */
-    ck_assert_int_eq(subiter_open(&it, gen_sized, a, &copy), 0);
+    /* The worker's own copy under every method, its padding defined. */
+    memset(&bytes, 0, sizeof bytes);
+    bytes.len = a->len;
+    bytes.n = a->n;
+    bytes.use_reserve = a->use_reserve;
+    copy.arg_len = sizeof bytes;
+    ck_assert_int_eq(subiter_open(&it, gen_sized, &bytes, &copy), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     for (i = 0; i < a->n; i++) {
         ck_assert_int_eq(subiter_next(it, &item), 1);
