@@ -72,6 +72,7 @@
 #include "ring.h"
 #include "shm.h"
 #include "trace.h"
+#include "symbols.h"
 #include "wire.h"
 #include "life.h"
 #include "proc.h"

@@ -22,6 +22,8 @@
 #define SUBITER__TRACE_FRAMES 64u
 /* The signal the parent sends to ask a hanging worker for its stack. */
 #define SUBITER__TRACE_SIGNAL (SIGRTMIN + 6)
+/* The longest module map line the worker copies or the parent prints. */
+#define SUBITER__TRACE_LINE_MAX 512
 /* How long the parent waits for that stack before it kills anyway. */
 #define SUBITER__TRACE_WAIT_MS 50
 
@@ -81,10 +83,5 @@ SUBITER__HIDDEN int subiter__trace_collect(const struct subiter__region *r,
  * copying (and what the hostile tests call on garbage). */
 SUBITER__HIDDEN int subiter__trace_format(const void *area, size_t len,
                                           char **out);
-
-/* Parent: drop the symbols that reports keep for the next one (trace.c's
- * cache: mapped ELF files, debug information, an fd per separate debug
- * file). The library's unload does it; tests that count fds too. */
-SUBITER__HIDDEN void subiter__trace_forget(void);
 
 #endif /* SUBITER_TRACE_H */

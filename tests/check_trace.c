@@ -718,7 +718,7 @@ START_TEST(test_trace_changed_file)
     subiter__free(out);
     unlink(copy);
     free(buf);
-    subiter__trace_forget();
+    subiter__symbols_forget();
 }
 END_TEST
 

@@ -114,7 +114,7 @@ void tu_snapshot(struct tu_snapshot *s)
     }
     /* Crash reports keep symbols (and a debug file's fd) for the next
      * one: a process-wide cache, not a leak (check_trace tests it). */
-    subiter__trace_forget();
+    subiter__symbols_forget();
     s->fds = tu_count_fds();
     s->mappings = count_mappings();
 }
@@ -132,7 +132,7 @@ void tu_assert_clean(const struct tu_snapshot *s)
         ck_assert_msg(r == -1 && e == ECHILD, "a child is left (waitpid: %d)",
                       (int)r);
     }
-    subiter__trace_forget();
+    subiter__symbols_forget();
     ck_assert_int_eq(tu_count_fds(), s->fds);
     ck_assert_int_eq(count_mappings(), s->mappings);
 }
