@@ -229,6 +229,10 @@ SUBITER__HIDDEN int pool__run(subiter_pool *p,
                               int64_t deadline_ns, bool items_ok);
 /* Condition for pool__run(): no iteration runs or stops any more. */
 SUBITER__HIDDEN bool pool__iteration_over(const subiter_pool *p);
+/* Read the user's options (NULL: the defaults) into p->o and p->wopts,
+ * with the defaults filled in and every limit checked (pool_opts.c). */
+SUBITER__HIDDEN int pool__read_opts(subiter_pool *p,
+                                    const subiter_pool_opts *user);
 /* For the public calls: the entry checks (-EINVAL, -EBUSY), giving back
  * what the last call lent, the checks of an input, and forking the
  * missing workers of the first `want` slots (the loop until none is
