@@ -17,13 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifdef HAVE_LIBDW
-#include <dwarf.h>
-#include <elfutils/libdw.h>
-#include <elfutils/libdwfl.h>
-#endif
-
 #include "internal.h"
+#include "libdw.h"
 
 /* The text of one report: about 64 frames of up to 120 characters. */
 #define TEXT_MAX 8192
@@ -195,6 +190,15 @@ static void module_offset(const struct mapping *v, size_t n, uint64_t a,
 
 static char *no_debuginfo_path;
 
+/* libdw's functions: only called once subiter__symbols_format() has seen
+ * them loaded. */
+static const struct subiter__libdw *dw(void)
+{
+    const char *why;
+
+    return subiter__libdw(&why);
+}
+
 /*
  * libdwfl's own find_elf keeps each ELF file's fd open for as long as its
  * module lives, and the cache below keeps modules. So map the file and
@@ -216,11 +220,11 @@ static int find_elf(Dwfl_Module *mod, void **user, const char *name,
         return -1;
     }
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-        elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+        elf = dw()->elf_begin(fd, ELF_C_READ_MMAP, NULL);
     }
-    if (elf != NULL &&
-        (elf_kind(elf) != ELF_K_ELF || elf_cntl(elf, ELF_C_FDREAD) != 0)) {
-        (void)elf_end(elf);
+    if (elf != NULL && (dw()->elf_kind(elf) != ELF_K_ELF ||
+                        dw()->elf_cntl(elf, ELF_C_FDREAD) != 0)) {
+        (void)dw()->elf_end(elf);
         elf = NULL;
     }
     (void)close(fd);
@@ -239,8 +243,8 @@ static int find_debuginfo(Dwfl_Module *mod, void **user, const char *name,
                           Dwarf_Addr base, const char *file, const char *link,
                           GElf_Word crc, char **debug_name)
 {
-    int fd = dwfl_standard_find_debuginfo(mod, user, name, base, file, link,
-                                          crc, debug_name);
+    int fd = dw()->dwfl_standard_find_debuginfo(mod, user, name, base, file,
+                                                link, crc, debug_name);
 
     if (fd >= 0) {
         (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -285,11 +289,11 @@ static bool report_maps(Dwfl *d, const struct mapping *v, size_t n)
         free(text);
         return false;
     }
-    dwfl_report_begin(d);
-    r = dwfl_linux_proc_maps_report(d, f);
+    dw()->dwfl_report_begin(d);
+    r = dw()->dwfl_linux_proc_maps_report(d, f);
     (void)fclose(f);
     free(text);
-    return r == 0 && dwfl_report_end(d, NULL, NULL) == 0;
+    return r == 0 && dw()->dwfl_report_end(d, NULL, NULL) == 0;
 }
 
 /*
@@ -334,7 +338,7 @@ static bool cache_enter(void)
 static void cache_drop_locked(void)
 {
     if (cache.dwfl != NULL) {
-        dwfl_end(cache.dwfl);
+        dw()->dwfl_end(cache.dwfl);
     }
     subiter__free(cache.v);
     subiter__free(cache.text);
@@ -381,7 +385,7 @@ static Dwfl *cache_dwfl_locked(struct mapping *v, size_t n, char *text)
         cache_drop_locked();
     }
     if (cache.dwfl == NULL) {
-        cache.dwfl = dwfl_begin(&dwfl_callbacks);
+        cache.dwfl = dw()->dwfl_begin(&dwfl_callbacks);
     }
     if (cache.dwfl == NULL || !report_maps(cache.dwfl, v, n)) {
         cache_drop_locked();
@@ -398,10 +402,10 @@ static Dwfl *cache_dwfl_locked(struct mapping *v, size_t n, char *text)
 /* A Dwfl of its own, for a process whose cache is a forked copy. */
 static Dwfl *dwfl_of(const struct mapping *v, size_t n)
 {
-    Dwfl *d = dwfl_begin(&dwfl_callbacks);
+    Dwfl *d = dw()->dwfl_begin(&dwfl_callbacks);
 
     if (d != NULL && !report_maps(d, v, n)) {
-        dwfl_end(d);
+        dw()->dwfl_end(d);
         d = NULL;
     }
     return d;
@@ -429,7 +433,7 @@ static const char *die_name(Dwarf_Die *die)
     Dwarf_Attribute a;
     const char *s;
 
-    s = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &a));
+    s = dw()->dwarf_formstring(dw()->dwarf_attr_integrate(die, DW_AT_name, &a));
     return s != NULL ? s : "??";
 }
 
@@ -441,7 +445,7 @@ static const char *inlined_frames(struct text *t, unsigned *num, Dwfl_Module *m,
                                   Dwarf_Addr look, const char **file, int *line)
 {
     Dwarf_Addr bias;
-    Dwarf_Die *cu = dwfl_module_addrdie(m, look, &bias);
+    Dwarf_Die *cu = dw()->dwfl_module_addrdie(m, look, &bias);
     Dwarf_Die *scopes = NULL;
     Dwarf_Files *files = NULL;
     const char *outer = NULL;
@@ -450,13 +454,13 @@ static const char *inlined_frames(struct text *t, unsigned *num, Dwfl_Module *m,
     if (cu == NULL) {
         return NULL;
     }
-    n = dwarf_getscopes(cu, look - bias, &scopes);
+    n = dw()->dwarf_getscopes(cu, look - bias, &scopes);
     if (n <= 0) {
         return NULL;
     }
-    (void)dwarf_getsrcfiles(cu, &files, NULL);
+    (void)dw()->dwarf_getsrcfiles(cu, &files, NULL);
     for (i = 0; i < n; i++) {
-        int tag = dwarf_tag(&scopes[i]);
+        int tag = dw()->dwarf_tag(&scopes[i]);
         Dwarf_Attribute a;
         Dwarf_Word cf = 0, cl = 0;
 
@@ -469,15 +473,15 @@ static const char *inlined_frames(struct text *t, unsigned *num, Dwfl_Module *m,
         }
         add_line(t, "\n  #%u %s (%s:%d) [inlined]", (*num)++,
                  die_name(&scopes[i]), base_name(*file), *line);
-        if (dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &a), &cf) !=
-                0 ||
-            dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &a), &cl) !=
-                0 ||
+        if (dw()->dwarf_formudata(
+                dw()->dwarf_attr(&scopes[i], DW_AT_call_file, &a), &cf) != 0 ||
+            dw()->dwarf_formudata(
+                dw()->dwarf_attr(&scopes[i], DW_AT_call_line, &a), &cl) != 0 ||
             files == NULL) {
             *file = "??";
             *line = 0;
         } else {
-            const char *s = dwarf_filesrc(files, cf, NULL, NULL);
+            const char *s = dw()->dwarf_filesrc(files, cf, NULL, NULL);
 
             *file = s != NULL ? s : "??";
             *line = (int)cl;
@@ -499,7 +503,7 @@ static bool dwfl_frame(struct text *t, unsigned *num, Dwfl *d, uint64_t a,
                        bool exact, const char *where)
 {
     Dwarf_Addr look = exact ? a : a - 1; /* the call, not the return */
-    Dwfl_Module *m = dwfl_addrmodule(d, look);
+    Dwfl_Module *m = dw()->dwfl_addrmodule(d, look);
     const char *name, *file = NULL, *outer;
     GElf_Off off;
     GElf_Sym sym;
@@ -509,10 +513,10 @@ static bool dwfl_frame(struct text *t, unsigned *num, Dwfl *d, uint64_t a,
     if (m == NULL) {
         return false;
     }
-    name = dwfl_module_addrinfo(m, look, &off, &sym, NULL, NULL, NULL);
-    l = dwfl_module_getsrc(m, look);
+    name = dw()->dwfl_module_addrinfo(m, look, &off, &sym, NULL, NULL, NULL);
+    l = dw()->dwfl_module_getsrc(m, look);
     if (l != NULL) {
-        file = dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL);
+        file = dw()->dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL);
     }
     if (file != NULL) {
         outer = inlined_frames(t, num, m, look, &file, &line);
@@ -546,7 +550,8 @@ int subiter__symbols_format(const uint64_t *frames, uint32_t nframes,
     size_t nmaps = 0, cap = 1; /* lines: one more than newlines */
     uint32_t i;
 #ifdef HAVE_LIBDW
-    bool cached = false;
+    const char *why = NULL;
+    bool named, cached;
     Dwfl *d = NULL;
 #endif
     bool kept = false; /* the cache owns maps and v */
@@ -570,8 +575,9 @@ int subiter__symbols_format(const uint64_t *frames, uint32_t nframes,
     nmaps = parse_maps(maps, v, cap);
 #ifdef HAVE_LIBDW
     /* No valid line: nothing to name, and the cache stays as it is. */
-    cached = nmaps > 0 && cache_enter();
-    if (nmaps > 0) {
+    named = nmaps > 0 && subiter__libdw(&why) != NULL;
+    cached = named && cache_enter();
+    if (named) {
         d = cached ? cache_dwfl_locked(v, nmaps, maps) : dwfl_of(v, nmaps);
     }
     kept = cached && d != NULL;
@@ -591,7 +597,10 @@ int subiter__symbols_format(const uint64_t *frames, uint32_t nframes,
     if (cached) {
         pthread_mutex_unlock(&cache.lock);
     } else if (d != NULL) {
-        dwfl_end(d);
+        dw()->dwfl_end(d);
+    }
+    if (nmaps > 0 && !named) {
+        add_line(&t, "\n  (no function names: %s)", why);
     }
 #else
     add_line(&t, "\n  (no function names: subiter was built without libdw)");

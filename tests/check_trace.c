@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "libdw.h"
 #include "testutil.h"
 
 #define NOINLINE __attribute__((noinline))
@@ -761,6 +762,31 @@ START_TEST(test_trace_no_debug_info)
 }
 END_TEST
 
+#ifdef HAVE_LIBDW
+/* libdw is loaded at the first report, not linked: a program that never
+ * has one does not load it; one where it cannot be loaded gets module
+ * offsets and the reason (main's --report-no-libdw mode). */
+START_TEST(test_trace_libdw_missing)
+{
+    char cmd[4200], out[8192];
+    size_t n;
+    FILE *f;
+
+    snprintf(cmd, sizeof cmd, "%s --report-no-libdw 2>&1", self_path);
+    f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    ck_assert_int_eq(pclose(f), 0);
+    assert_has(out, "killed by signal 11 (SIGSEGV)");
+    assert_has(out, "  #0 ?? (");
+    assert_has(out, "(no function names: libsubiter-no-such-libdw.so.1 "
+                    "could not be loaded: ");
+    ck_assert_ptr_null(strstr(out, "libdw mapped"));
+}
+END_TEST
+#endif
+
 /* ---- option errors name the field ---- */
 
 struct opt_case {
@@ -932,6 +958,9 @@ static Suite *trace_suite(void)
     tcase_add_test(tc, test_trace_no_debug_info);
     tcase_add_test(tc, test_trace_reports_in_a_row);
     tcase_add_test(tc, test_trace_changed_file);
+#ifdef HAVE_LIBDW
+    tcase_add_test(tc, test_trace_libdw_missing);
+#endif
     suite_add_tcase(s, tc);
     tcase_set_timeout(tp, 30);
     tcase_add_test(tp, test_trace_pool_task_crash);
@@ -966,11 +995,39 @@ static int report(void)
     return r == SUBITER_ECHILD ? 0 : 1;
 }
 
+#ifdef HAVE_LIBDW
+/* --report-no-libdw: says whether libdw is mapped before any report, then
+ * prints a report with a libdw that cannot be loaded. */
+static int report_no_libdw(void)
+{
+    char line[4096];
+    FILE *f = fopen("/proc/self/maps", "r");
+
+    if (f == NULL) {
+        return 1;
+    }
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strstr(line, "/libdw") != NULL) {
+            printf("libdw mapped at start: %s", line);
+            break;
+        }
+    }
+    fclose(f);
+    subiter__libdw_name = "libsubiter-no-such-libdw.so.1";
+    return report();
+}
+#endif
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--report") == 0) {
         return report();
     }
+#ifdef HAVE_LIBDW
+    if (argc > 1 && strcmp(argv[1], "--report-no-libdw") == 0) {
+        return report_no_libdw();
+    }
+#endif
     if (realpath(argv[0], self_path) == NULL) {
         snprintf(self_path, sizeof self_path, "/proc/%d/exe", (int)getpid());
     }
