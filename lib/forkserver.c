@@ -127,6 +127,8 @@ static void close_fds(const int *fds, int n)
 static _Noreturn void zygote_main(int s, pid_t app)
 {
     subiter__reset_signals();
+    /* Once here, so that no worker loads or warms the unwinder. */
+    subiter__trace_prime();
     /* Never outlive the application (the thread that started the zygote,
      * to be exact); it may be gone already, hence the getppid(). */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != app) {

@@ -454,6 +454,7 @@ static int spawn(subiter *it, const subiter_opts *o, subiter_iter_fn fn,
     a.fn = fn;
     a.arg = arg;
     a.id = *id;
+    a.signals_clean = false; /* the application's handlers */
     subiter__trace_prime();
     subiter__oom_begin(&it->oom);
     if (o->start_method != SUBITER_FORK) {

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,19 +194,30 @@ static void on_request(int sig, siginfo_t *info, void *ctx)
     errno = e;
 }
 
+/* backtrace() has run once in this process (or in the one it was forked
+ * from): glibc loads the unwinder on first use. */
+static pthread_once_t primed = PTHREAD_ONCE_INIT;
+
+static void prime(void)
+{
+    void *f[1];
+
+    (void)backtrace(f, 1);
+}
+
 void subiter__trace_install(void *region, size_t len)
 {
     struct sigaction sa;
     stack_t ss;
-    void *f[1];
     size_t i;
 
     worker_area = (struct subiter__trace *)((unsigned char *)region + len -
                                             SUBITER__TRACE_BYTES);
     worker_tid = gettid();
-    /* Primed in the parent already (subiter__trace_prime()); this is a
-     * no-op then, and loads the unwinder in a worker that was not. */
-    (void)backtrace(f, 1);
+    /* Primed in the parent already (subiter__trace_prime()), the
+     * unwinder is loaded and warm in this copy of it. A worker that was
+     * not primed (an exec'd one) loads it now, not in a handler. */
+    subiter__trace_prime();
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_SIGINFO;
@@ -231,9 +243,9 @@ void subiter__trace_install(void *region, size_t len)
 
 void subiter__trace_prime(void)
 {
-    void *f[1];
-
-    (void)backtrace(f, 1);
+    /* Once per process: a fork child inherits the loaded unwinder with
+     * the flag, and does not walk its own stack again. */
+    (void)pthread_once(&primed, prime);
 }
 
 static struct subiter__trace *area_of(const struct subiter__region *r)

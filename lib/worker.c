@@ -425,7 +425,9 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     struct stat st;
     int r;
 
-    subiter__reset_signals();
+    if (!a->signals_clean) {
+        subiter__reset_signals();
+    }
     ignore_terminal_signals();
     /* A fault injected into the parent's allocations is not the worker's:
      * start counting afresh. */

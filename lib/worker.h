@@ -13,6 +13,7 @@ struct subiter__child_args {
     subiter_iter_fn fn;
     void *arg;
     struct subiter__ident id; /* shard, rank, seed; num_workers >= 1 */
+    bool signals_clean;       /* every handler SIG_DFL and no signal blocked */
 };
 
 /* Exit statuses of a worker that could not set itself up or go on. */
