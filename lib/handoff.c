@@ -214,9 +214,9 @@ _Noreturn void subiter__handoff_run(int hfd, int memfd, int efd, bool by_name)
     a.efd = efd;
     a.parent = h.parent;
     a.id = h.id;
-    /* A forkserver's zygote reset them once for all its workers; an
-     * exec'd worker still has the application's ignored signals. */
-    a.signals_clean = !by_name;
+    /* A forkserver's zygote reset them once for all its workers, and
+     * posix_spawn() did for an exec'd one (subiter__spawn()). */
+    a.signals_clean = true;
     a.arg = h.has_arg ? (void *)(base + h.arg_off) : NULL;
     if (h.has_arg && h.arg_len == 0) {
         a.arg = (void *)(uintptr_t)h.raw_arg;

@@ -119,6 +119,27 @@ int subiter__spawn(int hfd, int memfd, int efd, pid_t *pid, char *why, size_t n)
     return -r;
 }
 
+/* One fd number of the hand-off variable at *s, followed by `end`; -1 if
+ * there is none. (Not sscanf(): the worker would fault in the scanner's
+ * pages and its locale before main, for three numbers.) */
+static int fd_field(const char **s, char end)
+{
+    const char *p = *s;
+    long v = 0;
+
+    if (*p < '0' || *p > '9') {
+        return -1;
+    }
+    while (*p >= '0' && *p <= '9' && v <= INT_MAX / 10) {
+        v = v * 10 + (*p++ - '0');
+    }
+    if (*p != end || v > INT_MAX) {
+        return -1;
+    }
+    *s = p + 1;
+    return (int)v;
+}
+
 /* In every program that links the library: if this process is a spawned
  * worker, be the worker now, before main(). */
 __attribute__((constructor)) static void spawned_worker(void)
@@ -129,8 +150,10 @@ __attribute__((constructor)) static void spawned_worker(void)
     if (v == NULL) {
         return;
     }
-    if (sscanf(v, "%d,%d,%d", &hfd, &memfd, &efd) != 3 || hfd < 0 ||
-        memfd < 0 || efd < 0) {
+    hfd = fd_field(&v, ',');
+    memfd = hfd < 0 ? -1 : fd_field(&v, ',');
+    efd = memfd < 0 ? -1 : fd_field(&v, '\0');
+    if (efd < 0) {
         _exit(SUBITER__EXIT_HANDOFF);
     }
     /* Its own workers must not take the hand-off for theirs. */

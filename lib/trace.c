@@ -214,10 +214,6 @@ void subiter__trace_install(void *region, size_t len)
     worker_area = (struct subiter__trace *)((unsigned char *)region + len -
                                             SUBITER__TRACE_BYTES);
     worker_tid = gettid();
-    /* Primed in the parent already (subiter__trace_prime()), the
-     * unwinder is loaded and warm in this copy of it. A worker that was
-     * not primed (an exec'd one) loads it now, not in a handler. */
-    subiter__trace_prime();
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_SIGINFO;

@@ -64,8 +64,10 @@ struct subiter__proc;
  * before the initializer, so that the initializer's own handlers win). */
 SUBITER__HIDDEN void subiter__trace_install(void *region, size_t len);
 
-/* Parent: make backtrace() safe to call in a signal handler of the
- * workers forked from now on (it loads its unwinder on first use). */
+/* Make backtrace() safe to call in a signal handler (it loads its
+ * unwinder on first use): in this process and in the workers forked from
+ * it from now on. Once per process; a worker that was not forked from a
+ * primed process calls it before any user code runs. */
 SUBITER__HIDDEN void subiter__trace_prime(void);
 
 /* Parent: ask a live worker for the stack of its generator and wait at

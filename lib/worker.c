@@ -476,7 +476,11 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     }
 
     reseed(&g, SUBITER__INIT_ITERATION);
+    /* A forked worker has the unwinder its parent loaded; an exec'd one
+     * loads it (about 300 us) before any user code can crash: before the
+     * initializer, or without one while the parent answers INIT_OK. */
     if (a->init != NULL) {
+        subiter__trace_prime();
         g.phase = PHASE_INIT;
         r = a->init(&g, a->arg);
         g.phase = PHASE_NONE;
@@ -492,6 +496,7 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     }
     clear_messages(&g);
     send_status(&g, SUBITER__INIT_OK, NULL, 0);
+    subiter__trace_prime();
     stand_by(&g, a->fn, a->arg);
     worker_exit(0);
 }
