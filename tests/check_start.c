@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -24,6 +25,7 @@ int st_gen_arg(subiter_gen *g, void *arg);
 int st_gen_ppid(subiter_gen *g, void *arg);
 int st_init_locked(subiter_gen *g, void *arg);
 int st_gen_shard(subiter_gen *g, void *arg);
+int st_gen_signals(subiter_gen *g, void *arg);
 
 static const int methods[] = {SUBITER_FORK, SUBITER_FORKSERVER, SUBITER_SPAWN};
 
@@ -47,6 +49,30 @@ int st_gen_ppid(subiter_gen *g, void *arg)
 
     (void)arg;
     return subiter_yield(g, &p, sizeof p);
+}
+
+/* Yields the signals, 1 to NSIG - 1, that have a handler or are ignored
+ * or blocked in the worker, as a NUL-terminated list "10 12 ". */
+int st_gen_signals(subiter_gen *g, void *arg)
+{
+    char list[512] = "";
+    size_t n = 0;
+    sigset_t mask;
+    int sig;
+
+    (void)arg;
+    if (sigprocmask(SIG_SETMASK, NULL, &mask) != 0) {
+        return subiter_fail(g, "sigprocmask: %s", strerror(errno));
+    }
+    for (sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+
+        if (sigaction(sig, NULL, &sa) == 0 &&
+            (sa.sa_handler != SIG_DFL || sigismember(&mask, sig) == 1)) {
+            n += (size_t)snprintf(list + n, sizeof list - n, "%d ", sig);
+        }
+    }
+    return subiter_yield(g, list, strlen(list) + 1);
 }
 
 static pthread_mutex_t host_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -236,6 +262,63 @@ START_TEST(test_start_worker_is_our_child)
 }
 END_TEST
 
+static void on_usr1(int sig)
+{
+    (void)sig;
+}
+
+/*
+ * Every method's worker starts with no handler of the application's, no
+ * signal it ignores and none blocked (forked, the zygote's clone, and
+ * exec'd workers each get there their own way). The library's own: the
+ * crash signals, the hang-report signal, and SIGINT and SIGQUIT ignored.
+ */
+START_TEST(test_start_signals_default)
+{
+    int method = methods[_i];
+    subiter_opts o = method_opts(method);
+    struct sigaction sa, old_usr1, old_usr2, old_pipe;
+    sigset_t block, old_mask;
+    char want[128], got[512];
+    subiter_item item;
+    subiter *it;
+
+    if (forkserver_missing(method)) {
+        return;
+    }
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_usr1;
+    ck_assert_int_eq(sigaction(SIGUSR1, &sa, &old_usr1), 0);
+    sa.sa_handler = SIG_IGN;
+    ck_assert_int_eq(sigaction(SIGUSR2, &sa, &old_usr2), 0);
+    ck_assert_int_eq(sigaction(SIGPIPE, &sa, &old_pipe), 0);
+    sigemptyset(&block);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGTERM);
+    ck_assert_int_eq(sigprocmask(SIG_BLOCK, &block, &old_mask), 0);
+
+    ck_assert_int_eq(subiter_open(&it, st_gen_signals, NULL, &o), 0);
+    memset(got, 0, sizeof got);
+    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
+    ck_assert_msg(subiter_next(it, &item) == 1, "%s", subiter_errmsg(it));
+    ck_assert_uint_lt(item.len, sizeof got);
+    memcpy(got, item.data, item.len);
+    ck_assert_int_eq(subiter_next(it, &item), 0);
+    ck_assert_int_eq(subiter_close(it), 0);
+
+    ck_assert_int_eq(sigprocmask(SIG_SETMASK, &old_mask, NULL), 0);
+    ck_assert_int_eq(sigaction(SIGUSR1, &old_usr1, NULL), 0);
+    ck_assert_int_eq(sigaction(SIGUSR2, &old_usr2, NULL), 0);
+    ck_assert_int_eq(sigaction(SIGPIPE, &old_pipe, NULL), 0);
+    /* In signal number order: SIGINT 2, SIGQUIT 3, SIGILL 4, SIGTRAP no,
+     * SIGABRT 6, SIGBUS 7, SIGFPE 8, SIGSEGV 11, and SIGRTMIN+6. */
+    snprintf(want, sizeof want, "%d %d %d %d %d %d %d %d ", SIGINT, SIGQUIT,
+             SIGILL, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGRTMIN + 6);
+    ck_assert_str_eq(got, want);
+}
+END_TEST
+
 struct starter {
     pthread_t t;
     int r;
@@ -407,6 +490,7 @@ static Suite *start_suite(void)
     tcase_add_loop_test(tc, test_start_arg_needs_len, 0, 2);
     tcase_add_test(tc, test_start_spawn_needs_export);
     tcase_add_loop_test(tc, test_start_worker_is_our_child, 0, 3);
+    tcase_add_loop_test(tc, test_start_signals_default, 0, 3);
     tcase_add_test(tc, test_start_forkserver_once);
     tcase_add_test(tc, test_start_forkserver_restarts);
     tcase_add_loop_test(tc, test_start_pool, 0, 3);
