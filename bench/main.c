@@ -102,12 +102,12 @@ void print_ratios(struct bench *b, const struct results *rs,
                T, MIB, 10);
     if (f->fork_med > 0 && f->ofc_med > 0) {
         ratio(b, "open_first_close/fork_exit_wait", f->ofc_med / f->fork_med,
-              -1, 3);
+              -1, 1.5);
     }
     ratio(b, "pinned/unpinned_yield_64B", f->pin_ratio, -1, -1);
-    ratio(b, "idle_consumer_cpu/wall", f->idle_c, -1, 0.02);
-    ratio(b, "idle_producer_cpu/wall", f->idle_p, -1, 0.02);
-    ratio(b, "pool2_vs_pool1", pf->cpu2_vs_cpu1, 1.8, -1);
+    ratio(b, "idle_consumer_cpu/wall", f->idle_c, -1, 0.01);
+    ratio(b, "idle_producer_cpu/wall", f->idle_p, -1, 0.01);
+    ratio(b, "pool2_vs_pool1", pf->cpu2_vs_cpu1, 1.9, -1);
     ratio(b, "pool2_vs_pool1_best", pf->cpu2_vs_cpu1_best, -1, -1);
     ratio(b, "pool1_vs_subiter", pf->cpu1_vs_handle, -1, -1);
     ratio(b, "pool_ordered_vs_unordered", pf->ordered_vs_unordered, 0.9, -1);
