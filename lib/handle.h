@@ -38,7 +38,7 @@ SUBITER__HIDDEN int subiter__next_nowait(subiter *it, subiter_item *item,
 /* Send STOP_ITERATION once for the running iteration. */
 SUBITER__HIDDEN int subiter__send_stop(subiter *it);
 /* Give back the item view, if one is out; with `wake`, also wake the
- * worker now if it may wait for the room. */
+ * worker now if it sleeps and has half its buffer to fill again. */
 SUBITER__HIDDEN void subiter__give_back(subiter *it, bool wake);
 /* Tell the worker that the parent sleeps (on) or not; arming ends with the
  * seq_cst fence, so the caller looks at the ring once more before it

@@ -57,6 +57,8 @@ SUBITER__HIDDEN int subiter__fail(subiter *it, int code, const char *fmt, ...)
     SUBITER_PRINTF(3, 4);
 /* Wake the worker (if it sleeps) now. */
 SUBITER__HIDDEN void subiter__wake(subiter *it);
+/* Wake it if it sleeps and has half its buffer to fill again. */
+SUBITER__HIDDEN void subiter__wake_if_low(subiter *it);
 /* The worker broke the protocol (`what`): kill it, dead with EPROTO. */
 SUBITER__HIDDEN int subiter__broke(subiter *it, const char *what);
 /*

@@ -132,22 +132,6 @@ static void consumed_one(subiter *it)
 }
 
 /*
- * Wake a sleeping worker only once it has half its buffer to fill again
- * (half its items and half the ring's bytes: either may be the bound),
- * so that it produces a batch per wake-up instead of one item. Until then
- * need_wake stays set, and subiter__read_status() wakes it before the parent
- * sleeps itself, so the two never wait for each other.
- */
-static bool backlog_low(subiter *it)
-{
-    uint32_t published = atomic_load_explicit(&it->reg.shm->items_published,
-                                              memory_order_relaxed);
-
-    return published - it->consumed <= it->buffer_items / 2 &&
-           it->items.cached - it->items.pos <= it->items.size / 2;
-}
-
-/*
  * Handle one non-item status of the running iteration. Returns 1 to keep
  * reading, or what subiter_next() returns.
  */
@@ -260,14 +244,7 @@ static int next(subiter *it, subiter_item *item, bool wait, bool items_ok)
     it->held = st;
     it->held_len = len;
     it->holding = true;
-    /* The unfenced look may miss a worker that just went to sleep;
-     * need_wake stays set, and subiter__read_status() looks again, fenced,
-     * before the parent sleeps itself. */
-    if (atomic_load_explicit(&it->reg.shm->child_sleeping,
-                             memory_order_relaxed) &&
-        backlog_low(it)) {
-        subiter__wake(it);
-    }
+    subiter__wake_if_low(it);
     item->data = st.item;
     item->len = st.item_len;
     return 1;

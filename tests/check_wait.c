@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -160,6 +161,111 @@ START_TEST(test_wait_default_bound_is_bytes)
 }
 END_TEST
 
+/* ---- a full ring: one wake-up per half of it ---- */
+
+#define BIG_ITEM (64 * 1024) /* the default 4 MiB ring holds 63 */
+#define BIG_ITEMS 400
+
+static int gen_big(subiter_gen *g, void *arg)
+{
+    static unsigned char buf[BIG_ITEM];
+    int i, r;
+
+    (void)arg;
+    for (i = 0; i < BIG_ITEMS; i++) {
+        memset(buf, i, sizeof buf);
+        if ((r = subiter_yield(g, buf, sizeof buf)) != 0) {
+            return r;
+        }
+    }
+    return 0;
+}
+
+/* The times process `pid` has slept (its voluntary context switches). */
+static long sleeps_of(pid_t pid)
+{
+    char path[64], line[256];
+    long n = -1;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1) {
+            break;
+        }
+    }
+    fclose(f);
+    ck_assert_int_ge(n, 0);
+    return n;
+}
+
+/*
+ * A parent slower than its worker keeps the ring full, and the bound is
+ * its bytes. Each item it gives back must not wake the worker for one
+ * more: it is woken once half the ring is free, so it sleeps about once
+ * per 31 items here, not once per item. A pool woke it per item (its
+ * give-back woke unconditionally), and the half-empty test read the
+ * ring's index as last read by the parent, which is stale while it reads
+ * what it knew of: a full ring looked "low". _i: 0 a handle, 1 a pool.
+ */
+START_TEST(test_wait_full_ring_wakes_per_half)
+{
+    struct tu_snapshot snap;
+    subiter_opts o = tu_opts_grace(WAIT_MS, TU_LONG_GRACE_MS);
+    subiter_pool_opts po = SUBITER_POOL_OPTS_INIT;
+    subiter_pool *p = NULL;
+    subiter *it = NULL;
+    long before, slept, n = 0;
+    pid_t pid;
+    int r;
+
+    tu_snapshot(&snap);
+    if (_i == 0) {
+        ck_assert_int_eq(subiter_open(&it, gen_big, NULL, &o), 0);
+        pid = subiter_pid(it);
+        ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
+    } else {
+        po.workers = 1;
+        po.worker = &o;
+        ck_assert_int_eq(subiter_pool_open(&p, gen_big, NULL, &po), 0);
+        ck_assert_int_eq(subiter_pool_start(p, NULL, 0), 0);
+        pid = subiter_pool_worker_pid(p, 0);
+    }
+    ck_assert_int_gt(pid, 0);
+    before = sleeps_of(pid);
+    for (;;) {
+        if (_i == 0) {
+            subiter_item item;
+
+            r = subiter_next(it, &item);
+        } else {
+            subiter_pool_item item;
+
+            r = subiter_pool_next(p, &item);
+        }
+        if (r != 1) {
+            break;
+        }
+        n++;
+        usleep(200);
+    }
+    ck_assert_int_eq(r, 0);
+    ck_assert_int_eq(n, BIG_ITEMS);
+    slept = sleeps_of(pid) - before;
+    /* About 400 / 31 = 13 and a few more; once per item was 400. */
+    ck_assert_msg(slept < BIG_ITEMS / 4,
+                  "the worker slept %ld times for %d items", slept, BIG_ITEMS);
+    if (_i == 0) {
+        ck_assert_int_eq(subiter_close(it), 0);
+    } else {
+        ck_assert_int_eq(subiter_pool_close(p), 0);
+    }
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 static Suite *wait_suite(void)
 {
     Suite *s = suite_create("wait");
@@ -173,6 +279,7 @@ static Suite *wait_suite(void)
     tc = tcase_create("bound");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_wait_default_bound_is_bytes);
+    tcase_add_loop_test(tc, test_wait_full_ring_wakes_per_half, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
