@@ -143,6 +143,8 @@ const struct result *measure(struct bench *b, struct results *rs,
                              const struct spec *t, bool pinned, uint64_t pilot);
 bool is_probe(const void *msg, size_t len);
 double stream_once(struct bench *b, const struct spec *t, uint64_t n);
+int stream_round_trips(struct bench *b, const struct spec *t, uint64_t n,
+                       double *us);
 
 /* baselines.c: the implementations subiter is compared against. */
 int baseline_setup(struct runner *r, bool echo);
@@ -159,6 +161,7 @@ uint64_t pilot_items(size_t item_bytes);
 void bench_throughput(struct bench *b, struct results *rs);
 void bench_latency(struct bench *b, struct figures *f);
 void bench_pingpong(struct bench *b, struct results *rs);
+void bench_pingpong_latency(struct bench *b);
 void bench_idle(struct bench *b, struct figures *f);
 void bench_death(struct bench *b);
 void bench_parent_death(struct bench *b);

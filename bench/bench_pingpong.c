@@ -2,10 +2,14 @@
  * a subiter stream bounded to one item in flight, a request and its
  * response through subiter_start() (the worker echoes its input), and a
  * pipe echo child, each PING_BYTES, in microseconds per item.
+ * bench=pingpong_latency: the last two again, each round trip timed on
+ * its own, as the 50th and 99th percentiles, and their ratios to the
+ * pipe's (lower is better).
  */
 #include "config.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 
 #include "bench/bench.h"
 
@@ -45,5 +49,54 @@ void bench_pingpong(struct bench *b, struct results *rs)
         if (r) {
             print_pingpong(b, r);
         }
+    }
+}
+
+/* p50 and p99 of one kind of round trip; false when not selected or on
+ * an error (printed). */
+static bool round_trip_percentiles(struct bench *b, enum impl impl, double *p)
+{
+    const struct spec t = {
+        "pingpong_latency", impl, CONSUME_TOUCH,
+        PING_BYTES,         1,    SUBITER_OPTS_DEFAULT_BUFFER_BYTES};
+    const int n = b->cfg->quick ? 2000 : 20000;
+    char label[256];
+    double *us;
+
+    label_of(&t, false, label, sizeof label);
+    if (!selected(b, label)) {
+        return false;
+    }
+    us = calloc((size_t)n, sizeof *us);
+    if (us == NULL) {
+        out(b, "%s error=\"out of memory\"", label);
+        return false;
+    }
+    progress(b, label);
+    watch(b, label);
+    if (stream_round_trips(b, &t, (uint64_t)n, us) < 0) {
+        unwatch(b);
+        out(b, "%s error=\"%s\"", label, b->errbuf);
+        free(us);
+        return false;
+    }
+    unwatch(b);
+    p[0] = median(us, n); /* sorts us */
+    p[1] = us[(size_t)n * 99 / 100];
+    out(b, "%s n=%d us_min=%.2f us_p50=%.2f us_p99=%.2f us_max=%.2f", label, n,
+        us[0], p[0], p[1], us[n - 1]);
+    free(us);
+    return true;
+}
+
+void bench_pingpong_latency(struct bench *b)
+{
+    double sub[2], pipe[2];
+    bool have_sub = round_trip_percentiles(b, IMPL_PING_START, sub);
+    bool have_pipe = round_trip_percentiles(b, IMPL_PING_PIPE, pipe);
+
+    if (have_sub && have_pipe) {
+        ratio(b, "pingpong_p50/pipe_p50", sub[0] / pipe[0], -1, -1);
+        ratio(b, "pingpong_p99/pipe_p99", sub[1] / pipe[1], -1, -1);
     }
 }

@@ -150,6 +150,7 @@ int main(int argc, char **argv)
     bench_throughput(&b, &rs);
     bench_latency(&b, &f);
     bench_pingpong(&b, &rs);
+    bench_pingpong_latency(&b);
     bench_idle(&b, &f);
     bench_death(&b);
     bench_parent_death(&b);

@@ -306,6 +306,40 @@ double stream_once(struct bench *b, const struct spec *t, uint64_t n)
     return s.wall_s;
 }
 
+/* Each of n round trips of a ping-pong spec timed on its own, after n/8
+ * untimed ones, into us[] (microseconds): what one request waits, where
+ * measure() gives the mean cost. 0, or -1 with the error set. */
+int stream_round_trips(struct bench *b, const struct spec *t, uint64_t n,
+                       double *us)
+{
+    int (*ping)(struct runner *, unsigned char *) =
+        t->impl == IMPL_PING_PIPE ? ping_pipe : ping_start;
+    unsigned char msg[PING_BYTES];
+    struct runner r;
+    uint64_t i, warm = n / 8;
+    int rc = 0;
+
+    if (setup(&r, b, t) < 0) {
+        (void)teardown(&r);
+        return -1;
+    }
+    memcpy(msg, b->hot, sizeof msg);
+    for (i = 0; rc == 0 && i < warm + n; i++) {
+        double t0;
+
+        stamp(msg, sizeof msg, i);
+        t0 = now_s();
+        rc = ping(&r, msg);
+        if (i >= warm) {
+            us[i - warm] = (now_s() - t0) * 1e6;
+        }
+    }
+    if (teardown(&r) < 0 || rc < 0) {
+        return -1;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------ measuring */
 
 bool is_subiter(enum impl impl)
