@@ -23,7 +23,8 @@ enum impl {
     IMPL_YIELD,
     IMPL_RESERVE,
     IMPL_PING_PIPE,
-    IMPL_PING_START
+    IMPL_PING_START,
+    IMPL_ZMQ /* only with HAVE_ZMQ */
 };
 
 extern const char *const impl_names[];
@@ -81,7 +82,9 @@ struct runner {
     subiter *it;
     pid_t pid;
     int to_child, from_child;
-    double child_mark; /* the worker's CPU time at the previous mark */
+    double child_mark;        /* the worker's CPU time at the previous mark */
+    void *zmq_ctx, *zmq_sock; /* impl=zmq: the PULL side */
+    char zmq_endpoint[64];
 };
 
 /* What the pool benches leave for the ratios; < 0: not measured. */
@@ -152,6 +155,11 @@ void run_inproc(struct runner *r, uint64_t n);
 void run_memcpy(struct runner *r, uint64_t n);
 int run_pipe(struct runner *r, uint64_t n);
 int ping_pipe(struct runner *r, unsigned char *msg);
+
+/* zmq.c (HAVE_ZMQ): ZeroMQ PUSH/PULL over ipc:// from a forked child. */
+int zmq_setup(struct runner *r);
+int zmq_run(struct runner *r, uint64_t n);
+void zmq_teardown(struct runner *r);
 
 /* bench_throughput.c's line and first guess, which bench=pinned uses too. */
 void print_throughput(struct bench *b, const struct result *r);

@@ -2,7 +2,8 @@
  * one worker to the parent for item sizes from 0 bytes to 4 MiB: subiter's
  * subiter_yield() and subiter_reserve()/commit(), the consumer touching
  * each item or reading all of it, next to the baselines (in process, a
- * pipe, a pipe with protobuf-c, memcpy), and at 64-byte items with
+ * pipe, a pipe with protobuf-c, ZeroMQ when built with it, memcpy), and
+ * at 64-byte items with
  * tighter item bounds. MB is 10^6 bytes.
  */
 #include "config.h"
@@ -87,6 +88,10 @@ void bench_throughput(struct bench *b, struct results *rs)
         throughput(b, rs, &t);
         t.impl = IMPL_PIPE_PB;
         throughput(b, rs, &t);
+#ifdef HAVE_ZMQ
+        t.impl = IMPL_ZMQ;
+        throughput(b, rs, &t);
+#endif
         t.impl = IMPL_MEMCPY;
         t.consume = CONSUME_NONE;
         throughput(b, rs, &t);

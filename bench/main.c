@@ -90,6 +90,11 @@ void print_ratios(struct bench *b, const struct results *rs,
                64, 10);
     rate_ratio(b, rs, "reserve_64B/pipe_pb_64B", IMPL_RESERVE, T, IMPL_PIPE_PB,
                T, 64, 10);
+    rate_ratio(b, rs, "yield_64B/zmq_64B", IMPL_YIELD, T, IMPL_ZMQ, T, 64, -1);
+    rate_ratio(b, rs, "yield_4KiB/zmq_4KiB", IMPL_YIELD, T, IMPL_ZMQ, T,
+               4 * KIB, -1);
+    rate_ratio(b, rs, "yield_1MiB/zmq_1MiB", IMPL_YIELD, T, IMPL_ZMQ, T, MIB,
+               -1);
     rate_ratio(b, rs, "yield_64B/inproc_64B", IMPL_YIELD, T, IMPL_INPROC, T, 64,
                -1);
     rate_ratio(b, rs, "yield_1MiB/memcpy_1MiB", IMPL_YIELD, T, IMPL_MEMCPY,

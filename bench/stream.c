@@ -20,7 +20,7 @@
 
 const char *const impl_names[] = {"inproc", "pipe",          "pipe_pb",
                                   "memcpy", "subiter_yield", "subiter_reserve",
-                                  "pipe",   "subiter_start"};
+                                  "pipe",   "subiter_start", "zmq"};
 
 static const char *const consume_names[] = {"none", "touch", "read"};
 
@@ -110,6 +110,10 @@ static int setup(struct runner *r, struct bench *b, const struct spec *t)
         return baseline_setup(r, false);
     case IMPL_PING_PIPE:
         return baseline_setup(r, true);
+#ifdef HAVE_ZMQ
+    case IMPL_ZMQ:
+        return zmq_setup(r);
+#endif
     case IMPL_YIELD:
     case IMPL_RESERVE:
     case IMPL_PING_START:
@@ -138,9 +142,14 @@ static int teardown(struct runner *r)
     if (close_handle(r->b, &r->it) < 0) {
         return -1;
     }
+#ifdef HAVE_ZMQ
+    zmq_teardown(r);
+#endif
     if (r->pid > 0) {
         close(r->to_child);
-        close(r->from_child);
+        if (r->from_child >= 0) {
+            close(r->from_child);
+        }
         rc = reap(r->b, r->pid, impl_names[r->t->impl]);
         r->pid = 0;
     }
@@ -262,6 +271,11 @@ static int run(struct runner *r, uint64_t n, struct sample *s)
     case IMPL_PING_START:
         rc = run_pingpong(r, n);
         break;
+#ifdef HAVE_ZMQ
+    case IMPL_ZMQ:
+        rc = zmq_run(r, n);
+        break;
+#endif
     default:
         set_error(r->b, "unknown impl");
         rc = -1;
