@@ -24,7 +24,8 @@ enum impl {
     IMPL_RESERVE,
     IMPL_PING_PIPE,
     IMPL_PING_START,
-    IMPL_ZMQ /* only with HAVE_ZMQ */
+    IMPL_ZMQ, /* only with HAVE_ZMQ */
+    IMPL_LIMIT
 };
 
 extern const char *const impl_names[];
@@ -82,6 +83,7 @@ struct runner {
     subiter *it;
     pid_t pid;
     int to_child, from_child;
+    void *limit;              /* impl=limit's shared ring */
     double child_mark;        /* the worker's CPU time at the previous mark */
     void *zmq_ctx, *zmq_sock; /* impl=zmq: the PULL side */
     char zmq_endpoint[64];
@@ -160,6 +162,12 @@ int ping_pipe(struct runner *r, unsigned char *msg);
 int zmq_setup(struct runner *r);
 int zmq_run(struct runner *r, uint64_t n);
 void zmq_teardown(struct runner *r);
+
+/* limit.c: the hand-tuned ring subiter is measured against. */
+int limit_setup(struct runner *r);
+void limit_teardown(struct runner *r);
+int run_limit(struct runner *r, uint64_t n);
+void bench_limit(struct bench *b, struct results *rs);
 
 /* bench_throughput.c's line and first guess, which bench=pinned uses too. */
 void print_throughput(struct bench *b, const struct result *r);

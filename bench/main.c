@@ -153,6 +153,7 @@ int main(int argc, char **argv)
         return 0;
     }
     bench_throughput(&b, &rs);
+    bench_limit(&b, &rs);
     bench_latency(&b, &f);
     bench_pingpong(&b, &rs);
     bench_pingpong_latency(&b);

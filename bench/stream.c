@@ -18,9 +18,9 @@
 
 #include "bench/bench.h"
 
-const char *const impl_names[] = {"inproc", "pipe",          "pipe_pb",
-                                  "memcpy", "subiter_yield", "subiter_reserve",
-                                  "pipe",   "subiter_start", "zmq"};
+const char *const impl_names[] = {
+    "inproc",          "pipe", "pipe_pb",       "memcpy", "subiter_yield",
+    "subiter_reserve", "pipe", "subiter_start", "zmq",    "limit"};
 
 static const char *const consume_names[] = {"none", "touch", "read"};
 
@@ -114,6 +114,8 @@ static int setup(struct runner *r, struct bench *b, const struct spec *t)
     case IMPL_ZMQ:
         return zmq_setup(r);
 #endif
+    case IMPL_LIMIT:
+        return limit_setup(r);
     case IMPL_YIELD:
     case IMPL_RESERVE:
     case IMPL_PING_START:
@@ -153,6 +155,7 @@ static int teardown(struct runner *r)
         rc = reap(r->b, r->pid, impl_names[r->t->impl]);
         r->pid = 0;
     }
+    limit_teardown(r);
     return rc;
 }
 
@@ -266,6 +269,9 @@ static int run(struct runner *r, uint64_t n, struct sample *s)
     case IMPL_YIELD:
     case IMPL_RESERVE:
         rc = run_subiter(r, n);
+        break;
+    case IMPL_LIMIT:
+        rc = run_limit(r, n);
         break;
     case IMPL_PING_PIPE:
     case IMPL_PING_START:
