@@ -123,6 +123,33 @@ int baseline_setup(struct runner *r, bool echo)
     return 0;
 }
 
+int fork_commanded(struct runner *r,
+                   void (*child)(const struct runner *r, int cmd))
+{
+    int a[2];
+
+    if (pipe2(a, O_CLOEXEC) < 0) {
+        set_error(r->b, "pipe2: %s", strerror(errno));
+        return -1;
+    }
+    fflush(NULL);
+    r->pid = fork();
+    if (r->pid == 0) {
+        close(a[1]);
+        child(r, a[0]);
+        _exit(1); /* children do not return */
+    }
+    close(a[0]);
+    if (r->pid < 0) {
+        set_error(r->b, "fork: %s", strerror(errno));
+        close(a[1]);
+        return -1;
+    }
+    r->to_child = a[1];
+    r->from_child = -1;
+    return 0;
+}
+
 typedef void (*emit_fn)(uint64_t *sink, const void *data, size_t len);
 
 static void emit_touch(uint64_t *sink, const void *data, size_t len)

@@ -157,6 +157,10 @@ void run_inproc(struct runner *r, uint64_t n);
 void run_memcpy(struct runner *r, uint64_t n);
 int run_pipe(struct runner *r, uint64_t n);
 int ping_pipe(struct runner *r, unsigned char *msg);
+/* Fork child(r, cmd), which reads its commands from cmd and never
+ * returns; r->to_child is the other end. 0, or -1 with the error set. */
+int fork_commanded(struct runner *r,
+                   void (*child)(const struct runner *r, int cmd));
 
 /* zmq.c (HAVE_ZMQ): ZeroMQ PUSH/PULL over ipc:// from a forked child. */
 int zmq_setup(struct runner *r);

@@ -161,7 +161,6 @@ int limit_setup(struct runner *r)
 {
     size_t cap = r->t->buffer_bytes;
     struct limit_ring *q;
-    int a[2];
 
     q = mmap(NULL, sizeof *q + cap, PROT_READ | PROT_WRITE,
              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -171,24 +170,7 @@ int limit_setup(struct runner *r)
     }
     q->cap = cap;
     r->limit = q;
-    if (pipe2(a, O_CLOEXEC) < 0) {
-        set_error(r->b, "pipe2: %s", strerror(errno));
-        return -1;
-    }
-    fflush(NULL);
-    r->pid = fork();
-    if (r->pid == 0) {
-        close(a[1]);
-        limit_child(r, a[0]);
-    }
-    close(a[0]);
-    if (r->pid < 0) {
-        set_error(r->b, "fork: %s", strerror(errno));
-        close(a[1]);
-        return -1;
-    }
-    r->to_child = a[1];
-    return 0;
+    return fork_commanded(r, limit_child);
 }
 
 void limit_teardown(struct runner *r)

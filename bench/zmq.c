@@ -8,8 +8,6 @@
 
 #ifdef HAVE_ZMQ
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,9 +17,9 @@
 
 /* The child: for each count n read from `cmd`, n items pushed; it
  * connects at the first count, when the bench has bound. */
-static _Noreturn void push_child(const struct runner *r, int cmd,
-                                 const char *endpoint)
+static _Noreturn void push_child(const struct runner *r, int cmd)
 {
+    const char *endpoint = r->zmq_endpoint;
     unsigned char *hot = r->gen.hot;
     size_t len = r->t->item_bytes;
     void *ctx = NULL, *s = NULL;
@@ -56,29 +54,15 @@ static _Noreturn void push_child(const struct runner *r, int cmd,
 
 int zmq_setup(struct runner *r)
 {
-    int a[2], zero = 0;
+    int zero = 0;
 
     snprintf(r->zmq_endpoint, sizeof r->zmq_endpoint,
              "ipc:///tmp/subiter-bench-zmq-%d", (int)getpid());
-    if (pipe2(a, O_CLOEXEC) < 0) {
-        set_error(r->b, "pipe2: %s", strerror(errno));
-        return -1;
-    }
     /* Forked before the bench has a context: ZeroMQ's threads and state
      * do not survive a fork, so the child makes its own. */
-    fflush(NULL);
-    r->pid = fork();
-    if (r->pid == 0) {
-        close(a[1]);
-        push_child(r, a[0], r->zmq_endpoint);
-    }
-    close(a[0]);
-    if (r->pid < 0) {
-        set_error(r->b, "fork: %s", strerror(errno));
-        close(a[1]);
+    if (fork_commanded(r, push_child) < 0) {
         return -1;
     }
-    r->to_child = a[1];
     r->zmq_ctx = zmq_ctx_new();
     r->zmq_sock = r->zmq_ctx != NULL ? zmq_socket(r->zmq_ctx, ZMQ_PULL) : NULL;
     if (r->zmq_sock == NULL ||

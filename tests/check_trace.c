@@ -725,13 +725,27 @@ END_TEST
 
 /* ---- a binary without debug info ---- */
 
+/* Run `prog mode` (this suite's binary or a copy, in one of main()'s
+ * report modes); its output, stderr included, into out. It must exit 0. */
+static void run_mode(const char *prog, const char *mode, char *out, size_t cap)
+{
+    char cmd[4200];
+    size_t n;
+    FILE *f;
+
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", prog, mode);
+    f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    ck_assert_int_eq(pclose(f), 0);
+}
+
 /* The suite's own binary, stripped of its debug info, run in its report
  * mode (main below): function names come from the symbol table. */
 START_TEST(test_trace_no_debug_info)
 {
     char copy[] = "/tmp/subiter-nodebugXXXXXX", cmd[8400], out[8192];
-    size_t n;
-    FILE *f;
     int fd;
 
     fd = mkstemp(copy);
@@ -744,12 +758,7 @@ START_TEST(test_trace_no_debug_info)
         unlink(copy);
         ck_abort_msg("objcopy --strip-debug failed (binutils missing?)");
     }
-    snprintf(cmd, sizeof cmd, "%s --report 2>&1", copy);
-    f = popen(cmd, "r");
-    ck_assert_ptr_nonnull(f);
-    n = fread(out, 1, sizeof out - 1, f);
-    out[n] = '\0';
-    ck_assert_int_eq(pclose(f), 0);
+    run_mode(copy, "--report", out, sizeof out);
     unlink(copy);
     assert_has(out, "killed by signal 11 (SIGSEGV)");
     assert_frame(out, "  #0 crash_here (");
@@ -768,16 +777,9 @@ END_TEST
  * offsets and the reason (main's --report-no-libdw mode). */
 START_TEST(test_trace_libdw_missing)
 {
-    char cmd[4200], out[8192];
-    size_t n;
-    FILE *f;
+    char out[8192];
 
-    snprintf(cmd, sizeof cmd, "%s --report-no-libdw 2>&1", self_path);
-    f = popen(cmd, "r");
-    ck_assert_ptr_nonnull(f);
-    n = fread(out, 1, sizeof out - 1, f);
-    out[n] = '\0';
-    ck_assert_int_eq(pclose(f), 0);
+    run_mode(self_path, "--report-no-libdw", out, sizeof out);
     assert_has(out, "killed by signal 11 (SIGSEGV)");
     assert_has(out, "  #0 ?? (");
     assert_has(out, "(no function names: libsubiter-no-such-libdw.so.1 "
