@@ -50,25 +50,32 @@ uint64_t subiter__draw_seed(void)
     return s != 0 ? s : 1;
 }
 
-/* Parse a whole decimal number below 2^32: 0, or -EINVAL. */
-static int parse_unsigned(const char *s, unsigned *out)
+int subiter__parse_uint(const char **s, char end, unsigned max, unsigned *out)
 {
+    const char *p = *s;
     unsigned long long v = 0;
 
-    if (*s == '\0') {
+    if (*p < '0' || *p > '9') {
         return -EINVAL;
     }
-    for (; *s != '\0'; s++) {
-        if (*s < '0' || *s > '9') {
-            return -EINVAL;
-        }
-        v = v * 10 + (unsigned)(*s - '0');
-        if (v > UINT32_MAX) {
+    for (; *p >= '0' && *p <= '9'; p++) {
+        v = v * 10 + (unsigned)(*p - '0');
+        if (v > max) {
             return -EINVAL;
         }
     }
+    if (*p != end) {
+        return -EINVAL;
+    }
+    *s = p + 1;
     *out = (unsigned)v;
     return 0;
+}
+
+/* A whole decimal number below 2^32: 0, or -EINVAL. */
+static int parse_unsigned(const char *s, unsigned *out)
+{
+    return subiter__parse_uint(&s, '\0', UINT32_MAX, out);
 }
 
 int subiter_env_rank(unsigned *rank, unsigned *world_size)

@@ -21,4 +21,11 @@ SUBITER__HIDDEN uint64_t subiter__seed_of(const struct subiter__ident *id,
 /* A fresh non-zero seed from the kernel (or the clock without it). */
 SUBITER__HIDDEN uint64_t subiter__draw_seed(void);
 
+/* The decimal number at *s, which must end at the character `end` and be
+ * at most `max`: 0 with *out and *s past `end`, or -EINVAL (no digit,
+ * another character, or too big). For the numbers that come through the
+ * environment: the launcher's rank and size, the SPAWN hand-off's fds. */
+SUBITER__HIDDEN int subiter__parse_uint(const char **s, char end, unsigned max,
+                                        unsigned *out);
+
 #endif /* SUBITER_RANK_H */

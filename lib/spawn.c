@@ -119,44 +119,24 @@ int subiter__spawn(int hfd, int memfd, int efd, pid_t *pid, char *why, size_t n)
     return -r;
 }
 
-/* One fd number of the hand-off variable at *s, followed by `end`; -1 if
- * there is none. (Not sscanf(): the worker would fault in the scanner's
- * pages and its locale before main, for three numbers.) */
-static int fd_field(const char **s, char end)
-{
-    const char *p = *s;
-    long v = 0;
-
-    if (*p < '0' || *p > '9') {
-        return -1;
-    }
-    while (*p >= '0' && *p <= '9' && v <= INT_MAX / 10) {
-        v = v * 10 + (*p++ - '0');
-    }
-    if (*p != end || v > INT_MAX) {
-        return -1;
-    }
-    *s = p + 1;
-    return (int)v;
-}
-
 /* In every program that links the library: if this process is a spawned
  * worker, be the worker now, before main(). */
 __attribute__((constructor)) static void spawned_worker(void)
 {
     const char *v = getenv(SUBITER__SPAWN_ENV);
-    int hfd, memfd, efd;
+    unsigned hfd, memfd, efd;
 
     if (v == NULL) {
         return;
     }
-    hfd = fd_field(&v, ',');
-    memfd = hfd < 0 ? -1 : fd_field(&v, ',');
-    efd = memfd < 0 ? -1 : fd_field(&v, '\0');
-    if (efd < 0) {
+    /* "hfd,memfd,efd". Not sscanf(): the worker would fault in the
+     * scanner's pages and its locale before main, for three numbers. */
+    if (subiter__parse_uint(&v, ',', INT_MAX, &hfd) < 0 ||
+        subiter__parse_uint(&v, ',', INT_MAX, &memfd) < 0 ||
+        subiter__parse_uint(&v, '\0', INT_MAX, &efd) < 0) {
         _exit(SUBITER__EXIT_HANDOFF);
     }
     /* Its own workers must not take the hand-off for theirs. */
     (void)unsetenv(SUBITER__SPAWN_ENV);
-    subiter__handoff_run(hfd, memfd, efd, true);
+    subiter__handoff_run((int)hfd, (int)memfd, (int)efd, true);
 }

@@ -319,6 +319,38 @@ START_TEST(test_start_signals_default)
 }
 END_TEST
 
+/* A hand-off variable that is not three fd numbers "h,m,e" (each at most
+ * INT_MAX) makes the program exit SUBITER__EXIT_HANDOFF before main(). */
+START_TEST(test_start_handoff_variable_malformed)
+{
+    static const char *const bad[] = {
+        "", "1,2", "1,2,3x", "-1,2,3", "1,,3", "1,2,2147483648", " 1,2,3",
+    };
+    char self[4096];
+    ssize_t n;
+    int status;
+    pid_t pid;
+
+    /* The path, not the link: under valgrind the link is the tool's. */
+    n = readlink("/proc/self/exe", self, sizeof self - 1);
+    ck_assert_int_gt(n, 0);
+    self[n] = '\0';
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char *argv[] = {self, NULL};
+
+        setenv(SUBITER__SPAWN_ENV, bad[_i], 1);
+        execv(self, argv);
+        _exit(99);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) &&
+                      WEXITSTATUS(status) == SUBITER__EXIT_HANDOFF,
+                  "\"%s\": status 0x%x", bad[_i], status);
+}
+END_TEST
+
 struct starter {
     pthread_t t;
     int r;
@@ -491,6 +523,7 @@ static Suite *start_suite(void)
     tcase_add_test(tc, test_start_spawn_needs_export);
     tcase_add_loop_test(tc, test_start_worker_is_our_child, 0, 3);
     tcase_add_loop_test(tc, test_start_signals_default, 0, 3);
+    tcase_add_loop_test(tc, test_start_handoff_variable_malformed, 0, 7);
     tcase_add_test(tc, test_start_forkserver_once);
     tcase_add_test(tc, test_start_forkserver_restarts);
     tcase_add_loop_test(tc, test_start_pool, 0, 3);
