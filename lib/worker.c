@@ -496,7 +496,9 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     }
     clear_messages(&g);
     send_status(&g, SUBITER__INIT_OK, NULL, 0);
-    subiter__trace_prime();
+    if (a->init == NULL) {
+        subiter__trace_prime();
+    }
     stand_by(&g, a->fn, a->arg);
     worker_exit(0);
 }
