@@ -176,6 +176,10 @@ void bench_limit(struct bench *b, struct results *rs);
 /* bench_throughput.c's line and first guess, which bench=pinned uses too. */
 void print_throughput(struct bench *b, const struct result *r);
 uint64_t pilot_items(size_t item_bytes);
+/* One throughput measurement, if the filter selects it, and its line:
+ * the result, or NULL (not selected, or the error printed). */
+const struct result *throughput(struct bench *b, struct results *rs,
+                                const struct spec *t);
 
 /* One entry point per figure, in the order main() runs them. */
 void bench_throughput(struct bench *b, struct results *rs);

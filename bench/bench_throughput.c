@@ -40,20 +40,21 @@ uint64_t pilot_items(size_t item_bytes)
     return 1000;
 }
 
-static void throughput(struct bench *b, struct results *rs,
-                       const struct spec *t)
+const struct result *throughput(struct bench *b, struct results *rs,
+                                const struct spec *t)
 {
     char label[256];
     const struct result *r;
 
     label_of(t, false, label, sizeof label);
     if (!selected(b, label)) {
-        return;
+        return NULL;
     }
     r = measure(b, rs, t, false, pilot_items(t->item_bytes));
     if (r) {
         print_throughput(b, r);
     }
+    return r;
 }
 
 static const size_t sizes[] = {0, 64, 4 * KIB, 64 * KIB, MIB, 4 * MIB};

@@ -263,19 +263,14 @@ void bench_limit(struct bench *b, struct results *rs)
         struct spec y = t;
         const struct result *r;
         double v[LIMIT_ROUNDS];
-        char label[256], name[64];
+        char name[64];
         int i;
 
         y.impl = IMPL_YIELD;
-        label_of(&t, false, label, sizeof label);
-        if (!selected(b, label)) {
-            continue;
-        }
-        r = measure(b, rs, &t, false, pilot_items(t.item_bytes));
+        r = throughput(b, rs, &t);
         if (!r) {
             continue;
         }
-        print_throughput(b, r);
         for (i = 0; i < LIMIT_ROUNDS; i++) {
             double wy = stream_once(b, &y, r->items);
             double wl = stream_once(b, &t, r->items);

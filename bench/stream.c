@@ -218,7 +218,8 @@ static int ping_start(struct runner *r, unsigned char *msg)
     return 0;
 }
 
-static int run_pingpong(struct runner *r, uint64_t n)
+/* n round trips; with `us`, each one's time in microseconds there. */
+static int run_pingpong(struct runner *r, uint64_t n, double *us)
 {
     int (*ping)(struct runner *, unsigned char *) =
         r->t->impl == IMPL_PING_PIPE ? ping_pipe : ping_start;
@@ -227,9 +228,15 @@ static int run_pingpong(struct runner *r, uint64_t n)
 
     memcpy(msg, r->b->hot, sizeof msg);
     for (i = 0; i < n; i++) {
+        double t0;
+
         stamp(msg, sizeof msg, i);
+        t0 = us != NULL ? now_s() : 0;
         if (ping(r, msg) < 0) {
             return -1;
+        }
+        if (us != NULL) {
+            us[i] = (now_s() - t0) * 1e6;
         }
         consume(&r->b->sink, msg, sizeof msg, CONSUME_TOUCH);
     }
@@ -275,7 +282,7 @@ static int run(struct runner *r, uint64_t n, struct sample *s)
         break;
     case IMPL_PING_PIPE:
     case IMPL_PING_START:
-        rc = run_pingpong(r, n);
+        rc = run_pingpong(r, n, NULL);
         break;
 #ifdef HAVE_ZMQ
     case IMPL_ZMQ:
@@ -332,27 +339,16 @@ double stream_once(struct bench *b, const struct spec *t, uint64_t n)
 int stream_round_trips(struct bench *b, const struct spec *t, uint64_t n,
                        double *us)
 {
-    int (*ping)(struct runner *, unsigned char *) =
-        t->impl == IMPL_PING_PIPE ? ping_pipe : ping_start;
-    unsigned char msg[PING_BYTES];
     struct runner r;
-    uint64_t i, warm = n / 8;
-    int rc = 0;
+    int rc;
 
     if (setup(&r, b, t) < 0) {
         (void)teardown(&r);
         return -1;
     }
-    memcpy(msg, b->hot, sizeof msg);
-    for (i = 0; rc == 0 && i < warm + n; i++) {
-        double t0;
-
-        stamp(msg, sizeof msg, i);
-        t0 = now_s();
-        rc = ping(&r, msg);
-        if (i >= warm) {
-            us[i - warm] = (now_s() - t0) * 1e6;
-        }
+    rc = run_pingpong(&r, n / 8, NULL);
+    if (rc == 0) {
+        rc = run_pingpong(&r, n, us);
     }
     if (teardown(&r) < 0 || rc < 0) {
         return -1;
