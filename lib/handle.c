@@ -661,7 +661,7 @@ void subiter__arm(subiter *it, bool on)
         return;
     }
     if (on) {
-        subiter__sleep_arm(&it->reg.shm->parent_sleeping);
+        subiter__sleep_flag(&it->reg.shm->parent_sleeping);
     } else {
         subiter__sleep_disarm(&it->reg.shm->parent_sleeping);
     }

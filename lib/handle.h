@@ -40,9 +40,10 @@ SUBITER__HIDDEN int subiter__send_stop(subiter *it);
 /* Give back the item view, if one is out; with `wake`, also wake the
  * worker now if it sleeps and has half its buffer to fill again. */
 SUBITER__HIDDEN void subiter__give_back(subiter *it, bool wake);
-/* Tell the worker that the parent sleeps (on) or not; arming ends with the
- * seq_cst fence, so the caller looks at the ring once more before it
- * sleeps. */
+/* Tell the worker that the parent sleeps (on) or not. Arming sets the
+ * flag only: the caller then runs subiter__sleep_barrier() once (for all
+ * the handles it armed) and looks at the rings once more before it
+ * sleeps (wait.h). */
 SUBITER__HIDDEN void subiter__arm(subiter *it, bool on);
 /* The eventfd and pidfd (-1: none) to poll for this handle. */
 SUBITER__HIDDEN void subiter__fds(const subiter *it, int *efd, int *pidfd);

@@ -79,6 +79,7 @@ static int park(subiter *it, subiter_item *item)
     subiter__eventfd_drain(it->efd);
     subiter__evfd_drain(&it->ev);
     subiter__arm(it, true);
+    subiter__sleep_barrier();
     r = subiter__next_nowait(it, item, true);
     if (r != -EAGAIN) {
         subiter__arm(it, false);

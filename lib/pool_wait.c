@@ -31,6 +31,9 @@ bool pool__arm(subiter_pool *p)
             fresh = true;
         }
     }
+    if (fresh) {
+        subiter__sleep_barrier(); /* one for all the flags just set */
+    }
     return fresh;
 }
 

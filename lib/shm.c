@@ -66,6 +66,7 @@ int subiter__shm_create(struct subiter__region *r, size_t buffer_bytes,
     /* Both sides start awake, on a CPU not known yet (wait.c). */
     shm->child_running = SUBITER__RUNNING_ANY;
     shm->parent_running = SUBITER__RUNNING_ANY;
+    shm->parent_barrier = subiter__barrier_init(false);
     r->shm = shm;
     r->memfd = fd;
     return 0;

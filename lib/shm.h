@@ -19,7 +19,7 @@
 #include <stddef.h>
 
 #define SUBITER__SHM_MAGIC 0x52495553u /* "SUIR" little-endian */
-#define SUBITER__SHM_VERSION 2u        /* 2: the life lock */
+#define SUBITER__SHM_VERSION 3u /* 2: the life lock; 3: the barrier words */
 
 /* The header takes one page, so the rings start page-aligned. */
 #define SUBITER__SHM_HDR_BYTES 4096u
@@ -48,11 +48,17 @@ struct subiter__shm {
     /* The worker's "running" word (wait.c): 0 while it sleeps, else 1 +
      * the CPU it last ran on; the parent spins only while it is set. */
     _Atomic uint32_t child_running;
+    /* 1 when the worker arms with membarrier (wait.h), from before it
+     * first sleeps; written once, at its start. */
+    _Atomic uint32_t worker_barrier;
 
     /* Set by the parent while it sleeps in poll() on its eventfd; and its
      * "running" word, as the worker's. */
     _Alignas(SUBITER__CACHELINE) _Atomic uint32_t parent_sleeping;
     _Atomic uint32_t parent_running;
+    /* 1 when the parent arms with membarrier (wait.h); written before
+     * the worker exists. */
+    uint32_t parent_barrier;
 
     /* Item ring, written by the worker. */
     _Alignas(SUBITER__CACHELINE) _Atomic uint32_t item_tail;
@@ -98,6 +104,9 @@ _Static_assert(offsetof(struct subiter__shm, child_running) ==
                    offsetof(struct subiter__shm, parent_running) ==
                        offsetof(struct subiter__shm, parent_sleeping) + 4,
                "each running word right after its sleeping flag (wait.c)");
+_Static_assert(offsetof(struct subiter__shm, worker_barrier) == 76 &&
+                   offsetof(struct subiter__shm, parent_barrier) == 136,
+               "each barrier word on the line its waker reads the flag of");
 _Static_assert(offsetof(struct subiter__shm, item_tail) == 192,
                "the worker's item index on a line of its own");
 _Static_assert(offsetof(struct subiter__shm, item_head) == 256,

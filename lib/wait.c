@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -107,14 +108,64 @@ static bool may_spin(struct subiter__wait *w, _Atomic uint32_t *mine,
 
 /* ---- the flag protocol ---- */
 
-void subiter__sleep_arm(_Atomic uint32_t *flag)
+/* This process's membarrier registration: 0 not asked yet, 1 registered,
+ * -1 not available (or turned off by a test). */
+static _Atomic int barrier_state;
+
+bool subiter__barrier_init(bool again)
+{
+    int s = atomic_load_explicit(&barrier_state, memory_order_relaxed);
+
+    if (s == 0 || (again && s > 0)) {
+        /* Registering twice is a no-op for the kernel; a worker asks
+         * again because an exec'd process starts unregistered. */
+        s = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0,
+                    0) == 0
+                ? 1
+                : -1;
+        atomic_store_explicit(&barrier_state, s, memory_order_relaxed);
+    }
+    return s > 0;
+}
+
+void subiter__barrier_off(void)
+{
+    atomic_store_explicit(&barrier_state, -1, memory_order_relaxed);
+}
+
+/* Is this process registered? Only subiter__barrier_init() makes it so,
+ * before it tells the other side. */
+static bool registered(void)
+{
+    return atomic_load_explicit(&barrier_state, memory_order_relaxed) > 0;
+}
+
+void subiter__sleep_flag(_Atomic uint32_t *flag)
 {
     atomic_store_explicit(flag, 1, memory_order_relaxed);
     /* Asleep from here on, as far as the other side's spin is concerned. */
     atomic_store_explicit(running_of(flag), 0, memory_order_relaxed);
-    /* seq_cst: orders the flag store before the caller's last look at the
-     * ring; pairs with the fence in wake_if_armed() on the other side. */
+}
+
+void subiter__sleep_barrier(void)
+{
+    /* Orders the flag stores before the caller's last look at the ring;
+     * pairs with the fence in wake_if_armed() on the other side. A
+     * registered side told the other so (shm.h), which then wakes with a
+     * compiler barrier only. The kernel refuses GLOBAL_EXPEDITED only to
+     * a process it does not know as registered, so the fence below is
+     * for the unregistered side alone. */
+    if (registered() &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0) {
+        return;
+    }
     atomic_thread_fence(memory_order_seq_cst);
+}
+
+void subiter__sleep_arm(_Atomic uint32_t *flag)
+{
+    subiter__sleep_flag(flag);
+    subiter__sleep_barrier();
 }
 
 void subiter__sleep_disarm(_Atomic uint32_t *flag)
@@ -124,20 +175,29 @@ void subiter__sleep_disarm(_Atomic uint32_t *flag)
 }
 
 /* Is the other side armed? Clears its flag when it is, so that it is woken
- * once per sleep. */
-static bool wake_if_armed(_Atomic uint32_t *flag)
+ * once per sleep. `their_barrier` is whether the sleeper said it arms
+ * with membarrier. */
+static bool wake_if_armed(_Atomic uint32_t *flag, uint32_t their_barrier)
 {
-    /* seq_cst: orders the caller's index stores (what it published) before
-     * the load of the flag; pairs with the fence in subiter__sleep_arm()
-     * on the other side. */
-    atomic_thread_fence(memory_order_seq_cst);
+    /* Orders the caller's index stores (what it published) before the
+     * load of the flag; pairs with subiter__sleep_barrier() on the other
+     * side. When that is a membarrier, which reaches this CPU because
+     * this process is registered, the compiler must still not move the
+     * load above the stores. */
+    if (their_barrier != 0 && registered()) {
+        atomic_signal_fence(memory_order_seq_cst);
+    } else {
+        atomic_thread_fence(memory_order_seq_cst);
+    }
     return atomic_load_explicit(flag, memory_order_relaxed) &&
            atomic_exchange_explicit(flag, 0, memory_order_relaxed);
 }
 
 void subiter__wake_worker(struct subiter__shm *shm)
 {
-    if (wake_if_armed(&shm->child_sleeping)) {
+    if (wake_if_armed(
+            &shm->child_sleeping,
+            atomic_load_explicit(&shm->worker_barrier, memory_order_relaxed))) {
         atomic_fetch_add_explicit(&shm->child_bell, 1, memory_order_relaxed);
         /* Not FUTEX_PRIVATE_FLAG: the sleeper is another process. */
         (void)syscall(SYS_futex, &shm->child_bell, FUTEX_WAKE, 1, NULL, NULL,
@@ -147,7 +207,7 @@ void subiter__wake_worker(struct subiter__shm *shm)
 
 bool subiter__parent_armed(struct subiter__shm *shm)
 {
-    return wake_if_armed(&shm->parent_sleeping);
+    return wake_if_armed(&shm->parent_sleeping, shm->parent_barrier);
 }
 
 void subiter__ring_parent(int efd)

@@ -423,6 +423,7 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
 {
     subiter_gen g;
     struct stat st;
+    bool barrier;
     int r;
 
     if (!a->signals_clean) {
@@ -443,6 +444,9 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     if (g.shm == NULL) {
         worker_exit(r);
     }
+    /* Before the worker first wakes or sleeps (wait.h): what a forked
+     * worker inherited does not say whether the kernel counts it. */
+    barrier = subiter__barrier_init(true);
     /* Before any user code: from here on the parent knows whether this
      * worker lives without trusting its pid number. Without the lock it
      * asks /proc instead. */
@@ -474,6 +478,9 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
         send_status(&g, SUBITER__INIT_FAILED, g.msg, EPROTO);
         worker_exit(0);
     }
+    /* Tell the parent, which until then wakes us with a fence. */
+    atomic_store_explicit(&g.shm->worker_barrier, barrier,
+                          memory_order_relaxed);
 
     reseed(&g, SUBITER__INIT_ITERATION);
     /* A forked worker has the unwinder its parent loaded; an exec'd one

@@ -2,8 +2,9 @@
  * the default bound. A side spins only while the other is awake on
  * another CPU (its "running" word), never with sched_yield(); when the
  * other sleeps or shares its CPU, it arms at once and sleeps; the running
- * words follow the sleeps. With SUBITER_OPTS_INIT the ring's bytes, not a
- * count of 32, bound what a worker runs ahead. */
+ * words follow the sleeps. No wake-up is lost, with membarrier or
+ * fences. With SUBITER_OPTS_INIT the ring's bytes, not a count of 32,
+ * bound what a worker runs ahead. */
 #include "config.h"
 
 #include <sched.h>
@@ -266,6 +267,103 @@ START_TEST(test_wait_full_ring_wakes_per_half)
 }
 END_TEST
 
+/* ---- no wake-up lost, with and without membarrier ---- */
+
+#define PP_ITEMS 20000
+
+/* A short, uneven busy wait: 0 to about 60 us, around the spin's bound
+ * (SUBITER__SPIN_NS), so that either side sometimes finds the other
+ * asleep and sometimes spinning. */
+static void dawdle(unsigned *seed)
+{
+    int64_t until;
+
+    *seed = *seed * 1103515245u + 12345u;
+    if ((*seed >> 16) % 3 == 0) {
+        return;
+    }
+    until = subiter__now_ns() + (int64_t)((*seed >> 8) % 60000);
+    while (subiter__now_ns() < until) {
+    }
+}
+
+/* Item 0 says how each side arms (shm.h's barrier words); then items
+ * 1.. one at a time (buffer_items 1), so that every item is a wake-up in
+ * each direction unless the other side is still spinning. Exported: a
+ * spawned worker finds it by name. */
+int wt_gen_pingpong(subiter_gen *g, void *arg);
+
+int wt_gen_pingpong(subiter_gen *g, void *arg)
+{
+    struct subiter__shm *shm = subiter__gen_shm(g);
+    uint32_t words[2] = {shm->parent_barrier,
+                         atomic_load(&shm->worker_barrier)};
+    unsigned seed = 7;
+    long i;
+    int r;
+
+    (void)arg;
+    if ((r = subiter_yield(g, words, sizeof words)) != 0) {
+        return r;
+    }
+    for (i = 1; i < PP_ITEMS; i++) {
+        dawdle(&seed);
+        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
+            return r;
+        }
+    }
+    return 0;
+}
+
+/*
+ * 20000 items handed over one at a time, each side pausing unevenly, so
+ * that the sleeping flags, the barriers and the wake-ups run thousands of
+ * times in both directions. A lost wake-up leaves one side asleep for
+ * good, and the inactivity bound then fails the test. _i: 0 as the
+ * system allows (membarrier where it can); 1 with the fences
+ * (subiter__barrier_off(), inherited by the forked worker); 2 the same
+ * parent with a spawned worker, which registers by itself: each side
+ * then wakes the other its own way.
+ */
+START_TEST(test_wait_no_lost_wakeup)
+{
+    struct tu_snapshot snap;
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
+    bool can = subiter__barrier_init(false);
+    uint32_t words[2];
+    unsigned seed = 11;
+    subiter *it;
+    subiter_item item;
+    long i;
+
+    tu_snapshot(&snap);
+    if (_i > 0) {
+        subiter__barrier_off();
+    }
+    o.buffer_items = 1;
+    if (_i == 2) {
+        o.start_method = SUBITER_SPAWN;
+    }
+    ck_assert_int_eq(subiter_open(&it, wt_gen_pingpong, NULL, &o), 0);
+    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
+    ck_assert_int_eq(subiter_next(it, &item), 1);
+    ck_assert_uint_eq(item.len, sizeof words);
+    memcpy(words, item.data, sizeof words);
+    ck_assert_uint_eq(words[0], _i == 0 && can);
+    ck_assert_uint_eq(words[1], _i != 1 && can);
+    for (i = 1; i < PP_ITEMS; i++) {
+        int r = subiter_next(it, &item);
+
+        ck_assert_msg(r == 1, "item %ld: %d (%s)", i, r, subiter_errmsg(it));
+        ck_assert_int_eq(tu_item_long(&item), i);
+        dawdle(&seed);
+    }
+    ck_assert_int_eq(subiter_next(it, &item), 0);
+    ck_assert_int_eq(subiter_close(it), 0);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 static Suite *wait_suite(void)
 {
     Suite *s = suite_create("wait");
@@ -280,6 +378,10 @@ static Suite *wait_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_wait_default_bound_is_bytes);
     tcase_add_loop_test(tc, test_wait_full_ring_wakes_per_half, 0, 2);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("wake");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_wait_no_lost_wakeup, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }
