@@ -63,8 +63,38 @@ int subiter__fail(subiter *it, int code, const char *fmt, ...)
 
 /* ---- talking to the worker, and losing it ---- */
 
+void subiter__publish(subiter *it)
+{
+    subiter__ring_publish(&it->items);
+    if (it->consumed_pub != it->consumed) {
+        it->consumed_pub = it->consumed;
+        /* release: pairs with the worker's acquire in reserve(). */
+        atomic_store_explicit(&it->reg.shm->items_consumed, it->consumed,
+                              memory_order_release);
+    }
+}
+
+/*
+ * The room read is given back in batches: an index stored per item pulled
+ * the line over to the worker and back for every item (with a full ring,
+ * the worker re-read it for every record). A batch is at most a quarter
+ * of buffer_items (up to 32 items) or an eighth of the ring's bytes; the
+ * rest goes back whenever the worker sleeps (subiter__wake_if_low(), per
+ * item) and before the parent sleeps (subiter__wake()).
+ */
+void subiter__give_room(subiter *it, uint32_t len)
+{
+    subiter__ring_release(&it->items, len);
+    it->need_wake = true;
+    if (it->consumed - it->consumed_pub >= it->batch ||
+        subiter__ring_unpublished(&it->items) >= it->items.size / 8) {
+        subiter__publish(it);
+    }
+}
+
 void subiter__wake(subiter *it)
 {
+    subiter__publish(it);
     subiter__wake_worker(it->reg.shm);
     it->need_wake = false;
 }
@@ -95,11 +125,14 @@ static bool backlog_low(subiter *it)
  */
 void subiter__wake_if_low(subiter *it)
 {
-    if (it->need_wake &&
-        atomic_load_explicit(&it->reg.shm->child_sleeping,
-                             memory_order_relaxed) &&
-        backlog_low(it)) {
-        subiter__wake(it);
+    if (it->need_wake && atomic_load_explicit(&it->reg.shm->child_sleeping,
+                                              memory_order_relaxed)) {
+        /* It waits: all the room there is, at once, so that it finds it
+         * when it wakes, whoever wakes it. */
+        subiter__publish(it);
+        if (backlog_low(it)) {
+            subiter__wake(it);
+        }
     }
 }
 
@@ -473,6 +506,9 @@ static int spawn(subiter *it, const subiter_opts *o, subiter_iter_fn fn,
                              subiter_strerror(r));
     }
     it->buffer_items = it->reg.shm->buffer_items;
+    it->batch = it->buffer_items / 4 < 1    ? 1
+                : it->buffer_items / 4 > 32 ? 32
+                                            : it->buffer_items / 4;
     subiter__shm_rings(it->reg.shm, &it->cmd, &it->items, true);
     it->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (it->efd < 0) {
@@ -646,9 +682,8 @@ void subiter__give_back(subiter *it, bool wake)
 {
     if (it->holding) {
         subiter__status_free(&it->held);
-        subiter__ring_release(&it->items, it->held_len);
+        subiter__give_room(it, it->held_len);
         it->holding = false;
-        it->need_wake = true;
     }
     if (wake && it->reg.shm != NULL && it->state != ST_DEAD) {
         subiter__wake_if_low(it);

@@ -20,9 +20,11 @@ struct subiter {
     struct subiter__ring items; /* consumer */
     int timeout_ms;
     int grace_ms;
-    uint64_t seq;        /* current iteration, 1-based */
-    uint64_t items_iter; /* items delivered in the current iteration */
-    uint32_t consumed;   /* mirror of shm->items_consumed */
+    uint64_t seq;          /* current iteration, 1-based */
+    uint64_t items_iter;   /* items delivered in the current iteration */
+    uint32_t consumed;     /* items read (shm->items_consumed, batched) */
+    uint32_t consumed_pub; /* consumed, as last stored in the region */
+    uint32_t batch;        /* items given back per publication, at most */
     uint32_t buffer_items;
     bool need_wake; /* released room the worker may wait for */
     bool holding;   /* an item view is out */
@@ -55,7 +57,12 @@ SUBITER__HIDDEN void subiter__set_errmsg(subiter *it, const char *fmt, ...)
     SUBITER_PRINTF(2, 3);
 SUBITER__HIDDEN int subiter__fail(subiter *it, int code, const char *fmt, ...)
     SUBITER_PRINTF(3, 4);
-/* Wake the worker (if it sleeps) now. */
+/* Give the worker the room and the items it may not know of yet: our
+ * ring index and items_consumed, which are stored in batches. */
+SUBITER__HIDDEN void subiter__publish(subiter *it);
+/* Release a record of `len` bytes that was read; publishes every batch. */
+SUBITER__HIDDEN void subiter__give_room(subiter *it, uint32_t len);
+/* Publish, and wake the worker (if it sleeps) now. */
 SUBITER__HIDDEN void subiter__wake(subiter *it);
 /* Wake it if it sleeps and has half its buffer to fill again. */
 SUBITER__HIDDEN void subiter__wake_if_low(subiter *it);

@@ -37,6 +37,7 @@ void subiter__ring_init(struct subiter__ring *r, _Atomic uint32_t *head,
         r->pos = atomic_load_explicit(head, memory_order_relaxed);
         r->cached = atomic_load_explicit(tail, memory_order_relaxed);
     }
+    r->published = r->pos;
 }
 
 size_t subiter__ring_max_frame(const struct subiter__ring *r)
@@ -155,8 +156,9 @@ int subiter__ring_peek(struct subiter__ring *r, const unsigned char **frame,
                 return -EPROTO;
             }
             r->pos += pad;
-            /* release: pairs with the acquire in has_room(). */
-            atomic_store_explicit(r->head, r->pos, memory_order_release);
+            /* Once a lap: at once, since a producer that waits to write
+             * at the start may need just this room. */
+            subiter__ring_publish(r);
             continue;
         }
         rec = rec_bytes(flen);
@@ -176,7 +178,19 @@ void subiter__ring_release(struct subiter__ring *r, uint32_t len)
     assert(rec_bytes(len) <= r->cached - r->pos);
     assert(rec_bytes(len) <= r->size - (r->pos & r->mask));
     r->pos += (uint32_t)rec_bytes(len);
-    /* release: we are done reading the record; pairs with the acquire in
-     * has_room(). */
-    atomic_store_explicit(r->head, r->pos, memory_order_release);
+}
+
+void subiter__ring_publish(struct subiter__ring *r)
+{
+    if (r->published != r->pos) {
+        r->published = r->pos;
+        /* release: we are done reading what we released; pairs with the
+         * acquire in has_room(). */
+        atomic_store_explicit(r->head, r->pos, memory_order_release);
+    }
+}
+
+uint32_t subiter__ring_unpublished(const struct subiter__ring *r)
+{
+    return r->pos - r->published;
 }

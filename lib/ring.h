@@ -20,8 +20,9 @@ struct subiter__ring {
     unsigned char *data;
     uint32_t size; /* power of two */
     uint32_t mask;
-    uint32_t pos;    /* producer: next write; consumer: next read */
-    uint32_t cached; /* the other side's index, as last read */
+    uint32_t pos;       /* producer: next write; consumer: next read */
+    uint32_t cached;    /* the other side's index, as last read */
+    uint32_t published; /* consumer: our index, as last stored */
 };
 
 SUBITER__HIDDEN void subiter__ring_init(struct subiter__ring *r,
@@ -52,9 +53,16 @@ SUBITER__HIDDEN size_t subiter__ring_max_frame(const struct subiter__ring *r);
 SUBITER__HIDDEN int subiter__ring_peek(struct subiter__ring *r,
                                        const unsigned char **frame,
                                        uint32_t *len);
-/* Consumer: release the record returned by the last peek. */
+/* Consumer: release the record returned by the last peek. The room goes
+ * back to the producer only at the next subiter__ring_publish(), so that
+ * a consumer may give it back in batches. */
 SUBITER__HIDDEN void subiter__ring_release(struct subiter__ring *r,
                                            uint32_t len);
+/* Consumer: store our index: the producer may write over what we read. */
+SUBITER__HIDDEN void subiter__ring_publish(struct subiter__ring *r);
+/* Consumer: bytes released and not yet published. */
+SUBITER__HIDDEN uint32_t
+subiter__ring_unpublished(const struct subiter__ring *r);
 /* Consumer: is anything published past what we have read? */
 SUBITER__HIDDEN bool subiter__ring_pending(struct subiter__ring *r);
 

@@ -33,7 +33,7 @@ static int await_init(subiter *it, bool wait)
         }
         if (st.code == SUBITER__INIT_OK) {
             subiter__status_free(&st);
-            subiter__ring_release(&it->items, len);
+            subiter__give_room(it, len);
             it->init_ok = true;
             subiter__set_state(it, ST_READY);
             it->errmsg[0] = '\0';
@@ -44,7 +44,7 @@ static int await_init(subiter *it, bool wait)
             it->last_code = SUBITER_EINIT;
             it->errnum = st.errnum;
             subiter__status_free(&st);
-            subiter__ring_release(&it->items, len);
+            subiter__give_room(it, len);
             /* It exits by itself; subiter_close() reaps it, within
              * grace_ms even if it does not. */
             return SUBITER_EINIT;
@@ -123,10 +123,7 @@ int subiter__start_ex(subiter *it, const void *input, size_t len,
 /* Count one more item as consumed, for the worker's buffer_items bound. */
 static void consumed_one(subiter *it)
 {
-    it->consumed++;
-    /* release: pairs with the worker's acquire in reserve(). */
-    atomic_store_explicit(&it->reg.shm->items_consumed, it->consumed,
-                          memory_order_release);
+    it->consumed++; /* published with the room (subiter__give_room()) */
     it->items_iter++;
     it->need_wake = true;
 }
@@ -201,8 +198,7 @@ static int next_item(subiter *it, struct subiter__status *st, uint32_t *len,
         if (it->state == ST_DEAD) {
             return r;
         }
-        subiter__ring_release(&it->items, *len);
-        it->need_wake = true;
+        subiter__give_room(it, *len);
         if (r != 1) {
             return r;
         }
@@ -287,8 +283,7 @@ int subiter_stop(subiter *it)
         subiter__now_ns() + (int64_t)it->grace_ms * SUBITER__NS_PER_MS;
     while ((r = next_item(it, &st, &len, true, true)) == 1) {
         subiter__status_free(&st);
-        subiter__ring_release(&it->items, len);
-        it->need_wake = true;
+        subiter__give_room(it, len);
     }
     it->stop_until = 0;
     if (r < 0 && r != SUBITER_EITER) {

@@ -159,6 +159,7 @@ static void poll_commands(subiter_gen *g)
         }
         subiter__command_free(&c);
     }
+    subiter__ring_publish(&g->cmd); /* what it read, padding included */
 }
 
 /* May one more item be published? Re-reads the parent's count only when
@@ -391,6 +392,7 @@ static void stand_by(subiter_gen *g, subiter_iter_fn fn, void *arg)
         struct subiter__wait w = SUBITER__WAIT_INIT;
 
         while ((r = subiter__ring_peek(&g->cmd, &frame, &len)) == 0) {
+            subiter__ring_publish(&g->cmd); /* padding it skipped */
             subiter__worker_wait(g->shm, &w);
         }
         subiter__worker_wait_end(g->shm, &w);
@@ -399,6 +401,7 @@ static void stand_by(subiter_gen *g, subiter_iter_fn fn, void *arg)
         }
         r = subiter__wire_command_decode(frame, len, &c);
         subiter__ring_release(&g->cmd, len);
+        subiter__ring_publish(&g->cmd);
         if (r == 0 && c.cmd == SUBITER__CMD_START) {
             g->start = c;
             g->seq = c.seq;

@@ -199,6 +199,7 @@ START_TEST(test_ring_full_until_release)
         ck_assert_uint_eq(len, 24);
         ck_assert(tring_intact(f, 0, len));
         subiter__ring_release(&t.cons, len);
+        subiter__ring_publish(&t.cons);
     }
     ck_assert_int_eq(tring_produce(&t, 8, 24), 0);
     ck_assert_int_eq(tring_produce(&t, 9, 0), -EAGAIN);
@@ -461,6 +462,7 @@ static void *consumer_main(void *arg)
         }
         h = fnv(h, f, len);
         subiter__ring_release(&t->cons, len);
+        subiter__ring_publish(&t->cons);
     }
     d->received = seq;
     d->cons_sum = h;

@@ -174,5 +174,6 @@ int tring_consume(struct tring *t, uint32_t seq, size_t len)
         ck_abort_msg("record %u damaged", seq);
     }
     subiter__ring_release(&t->cons, flen);
+    subiter__ring_publish(&t->cons);
     return 1;
 }
