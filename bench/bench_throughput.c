@@ -69,12 +69,18 @@ static size_t ring_for(size_t item_bytes)
 void bench_throughput(struct bench *b, struct results *rs)
 {
     static const enum impl subiter_impls[] = {IMPL_YIELD, IMPL_RESERVE};
-    static const unsigned small_bounds[] = {1, 8};
+    /* The default bound is the ring's bytes, as for the limit ring; the
+     * item caps are extra lines at 64 B. */
+    static const unsigned small_bounds[] = {1, 8, 64};
     size_t k, j, n;
 
     for (k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
-        struct spec t = {"throughput", IMPL_INPROC, CONSUME_TOUCH,
-                         sizes[k],     64,          ring_for(sizes[k])};
+        struct spec t = {"throughput",
+                         IMPL_INPROC,
+                         CONSUME_TOUCH,
+                         sizes[k],
+                         SUBITER_OPTS_DEFAULT_BUFFER_ITEMS,
+                         ring_for(sizes[k])};
 
         /* Baselines first, then subiter, all with the same item size. */
         t.impl = IMPL_INPROC;
@@ -107,7 +113,7 @@ void bench_throughput(struct bench *b, struct results *rs)
         }
         if (sizes[k] == 64) {
             /* A tighter item bound costs more hand-offs per item. */
-            for (n = 0; n < 2; n++) {
+            for (n = 0; n < sizeof small_bounds / sizeof small_bounds[0]; n++) {
                 for (j = 0; j < 2; j++) {
                     t.impl = subiter_impls[j];
                     t.consume = CONSUME_TOUCH;

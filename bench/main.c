@@ -35,7 +35,9 @@ static const struct result *find(const struct results *rs, const char *bench,
 
         if (strcmp(r->spec.bench, bench) == 0 && r->spec.impl == impl &&
             r->spec.consume == consume && r->spec.item_bytes == item_bytes &&
-            !r->pinned && (!is_subiter(impl) || r->spec.buffer_items == 64)) {
+            !r->pinned &&
+            (!is_subiter(impl) ||
+             r->spec.buffer_items == SUBITER_OPTS_DEFAULT_BUFFER_ITEMS)) {
             return r;
         }
     }

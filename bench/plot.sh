@@ -5,7 +5,8 @@
 #
 # Writes OUTDIR/items_per_s.png and OUTDIR/mb_per_s.png (log scales: median
 # per item size, bars from min to max), one series per implementation:
-# subiter's modes (buffer_items 64) and the baselines of the same run, plus
+# subiter's modes (default options: the ring's bytes bound what is in
+# flight) and the baselines of the same run, plus
 # the OUTDIR/<series>.dat files they are drawn from. Needs gnuplot
 # ($GNUPLOT, else the one on PATH; Debian: apt-get install gnuplot-nox).
 set -eu
@@ -46,7 +47,7 @@ function field(name) { return (name in kv) ? kv[name] : "" }
 /^bench=throughput / {
     if (field("error") != "" || field("items_per_s_med") == "")
         next
-    if (field("buffer_items") != "" && field("buffer_items") != 64)
+    if (field("buffer_items") != "" && field("buffer_items") != 0)
         next
     name = field("impl")
     if (field("consume") == "read")
