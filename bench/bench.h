@@ -176,6 +176,9 @@ void bench_limit(struct bench *b, struct results *rs);
 /* bench_throughput.c's line and first guess, which bench=pinned uses too. */
 void print_throughput(struct bench *b, const struct result *r);
 uint64_t pilot_items(size_t item_bytes);
+/* A throughput spec with the default options (the ring's bytes bound what
+ * is in flight; a larger ring for 4 MiB items), the consumer touching. */
+struct spec throughput_spec(enum impl impl, size_t item_bytes);
 /* One throughput measurement, if the filter selects it, and its line:
  * the result, or NULL (not selected, or the error printed). */
 const struct result *throughput(struct bench *b, struct results *rs,

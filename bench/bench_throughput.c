@@ -59,11 +59,19 @@ const struct result *throughput(struct bench *b, struct results *rs,
 
 static const size_t sizes[] = {0, 64, 4 * KIB, 64 * KIB, MIB, 4 * MIB};
 
-static size_t ring_for(size_t item_bytes)
+struct spec throughput_spec(enum impl impl, size_t item_bytes)
 {
     /* The default 4 MiB ring cannot hold a 4 MiB item (records carry a
      * header): give those twice the room. */
-    return item_bytes >= 4 * MIB ? 8 * MIB : SUBITER_OPTS_DEFAULT_BUFFER_BYTES;
+    struct spec t = {"throughput",
+                     impl,
+                     CONSUME_TOUCH,
+                     item_bytes,
+                     SUBITER_OPTS_DEFAULT_BUFFER_ITEMS,
+                     item_bytes >= 4 * MIB ? 8 * MIB
+                                           : SUBITER_OPTS_DEFAULT_BUFFER_BYTES};
+
+    return t;
 }
 
 void bench_throughput(struct bench *b, struct results *rs)
@@ -75,12 +83,7 @@ void bench_throughput(struct bench *b, struct results *rs)
     size_t k, j, n;
 
     for (k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
-        struct spec t = {"throughput",
-                         IMPL_INPROC,
-                         CONSUME_TOUCH,
-                         sizes[k],
-                         SUBITER_OPTS_DEFAULT_BUFFER_ITEMS,
-                         ring_for(sizes[k])};
+        struct spec t = throughput_spec(IMPL_INPROC, sizes[k]);
 
         /* Baselines first, then subiter, all with the same item size. */
         t.impl = IMPL_INPROC;

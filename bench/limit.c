@@ -257,12 +257,7 @@ void bench_limit(struct bench *b, struct results *rs)
     size_t k;
 
     for (k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
-        struct spec t = {"throughput",
-                         IMPL_LIMIT,
-                         CONSUME_TOUCH,
-                         sizes[k],
-                         SUBITER_OPTS_DEFAULT_BUFFER_ITEMS,
-                         SUBITER_OPTS_DEFAULT_BUFFER_BYTES};
+        struct spec t = throughput_spec(IMPL_LIMIT, sizes[k]);
         struct spec y = t;
         const struct result *r;
         double v[LIMIT_ROUNDS];
