@@ -159,7 +159,7 @@ static void poll_commands(subiter_gen *g)
         }
         subiter__command_free(&c);
     }
-    subiter__ring_publish(&g->cmd); /* what it read, padding included */
+    subiter__ring_publish(&g->cmd); /* the commands it read */
 }
 
 /* May one more item be published? Re-reads the parent's count only when
@@ -392,7 +392,6 @@ static void stand_by(subiter_gen *g, subiter_iter_fn fn, void *arg)
         struct subiter__wait w = SUBITER__WAIT_INIT;
 
         while ((r = subiter__ring_peek(&g->cmd, &frame, &len)) == 0) {
-            subiter__ring_publish(&g->cmd); /* padding it skipped */
             subiter__worker_wait(g->shm, &w);
         }
         subiter__worker_wait_end(g->shm, &w);
