@@ -3,9 +3,11 @@
  * padding) and the status frames in them.
  *
  * Input layout: 4 bytes head, 4 bytes tail, then the ring's bytes (the
- * ring is the largest power of two that fits, at least 64 bytes). Every
- * record peek returns must lie inside the ring, and every frame must
- * decode or be refused without a crash or an out-of-bounds read. */
+ * ring is the largest power of two that fits, at least 64 bytes). The
+ * reader goes by the records' headers (ring.h), not by the tail, which is
+ * there as a worker would leave it. Every record peek returns must lie
+ * inside the ring, and every frame must decode or be refused without a
+ * crash or an out-of-bounds read. */
 #include "config.h"
 
 #include <stdint.h>

@@ -101,14 +101,14 @@ void subiter__wake(subiter *it)
 
 /* Has the worker half its buffer to fill again (half its items and half
  * the ring's bytes: either may be the bound)? Both from what it has
- * published: the ring's index we last read (items.cached) may be far
+ * published: what we have read of the ring may be far
  * behind, and with the bytes as the bound it said "low" for a full ring,
  * waking the worker for every item. */
 static bool backlog_low(subiter *it)
 {
     uint32_t published = atomic_load_explicit(&it->reg.shm->items_published,
                                               memory_order_relaxed);
-    uint32_t tail = atomic_load_explicit(it->items.tail, memory_order_relaxed);
+    uint32_t tail = subiter__ring_tail(&it->items);
 
     return published - it->consumed <= it->buffer_items / 2 &&
            tail - it->items.pos <= it->items.size / 2;
@@ -742,7 +742,7 @@ void subiter__signal(subiter *it, int sig)
 bool subiter__has_unread(subiter *it, uint32_t *mark)
 {
     if (it->reg.shm != NULL && subiter__ring_pending(&it->items)) {
-        *mark = it->items.cached;
+        *mark = subiter__ring_tail(&it->items);
         return true;
     }
     /* Exited: one more read collects the end. */
@@ -752,6 +752,8 @@ bool subiter__has_unread(subiter *it, uint32_t *mark)
 
 bool subiter__read_past(const subiter *it, uint32_t mark)
 {
-    /* Ring indices wrap: compare their distance. */
-    return (int32_t)(it->items.pos - mark) >= 0;
+    /* Ring indices wrap: compare their distance. The mark is the
+     * worker's word: an empty ring has been read past it too. */
+    return (int32_t)(it->items.pos - mark) >= 0 ||
+           (it->reg.shm != NULL && !subiter__ring_pending(&it->items));
 }

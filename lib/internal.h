@@ -13,8 +13,9 @@
  *              command ring and the item ring.
  *   record     one entry of a ring: an 8-byte header and a frame.
  *   frame      one encoded protobuf message (a Command or a Status).
- *   publish    the producer makes records visible (a release store of its
- *              index).
+ *   publish    the producer makes a record visible (a release store of
+ *              its header, ring.h); the consumer gives room back (a
+ *              release store of its index).
  *   release    only this: the consumer hands a record's bytes back to the
  *              producer (subiter__ring_release()). The C11 ordering of the
  *              same name is written "release store" or "memory_order_release".

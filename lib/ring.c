@@ -35,34 +35,65 @@ void subiter__ring_init(struct subiter__ring *r, _Atomic uint32_t *head,
         r->cached = atomic_load_explicit(head, memory_order_relaxed);
     } else {
         r->pos = atomic_load_explicit(head, memory_order_relaxed);
-        r->cached = atomic_load_explicit(tail, memory_order_relaxed);
+        r->cached = r->pos; /* unused: the consumer reads headers */
     }
     r->published = r->pos;
 }
 
 size_t subiter__ring_max_frame(const struct subiter__ring *r)
 {
-    return r->size - SUBITER__REC_HDR;
+    /* The record's header, and room for the next one (ring.h). */
+    return r->size - 2 * SUBITER__REC_HDR;
 }
 
-static void put_hdr(unsigned char *p, uint32_t len, uint32_t kind)
+/* A record header as one 8-byte word: the frame length in its first four
+ * bytes, the kind in the next four, on any byte order. */
+static uint64_t hdr_word(uint32_t len, uint32_t kind)
 {
     uint32_t h[2] = {len, kind};
+    uint64_t w;
 
-    memcpy(p, h, sizeof h);
+    memcpy(&w, h, sizeof w);
+    return w;
 }
 
-/* Is there room for `n` more bytes past pos? Re-reads the consumer's index
- * only when the cached one says no. */
+static _Atomic uint64_t *hdr_at(const struct subiter__ring *r, uint32_t index)
+{
+    /* Records are 8-aligned in a page-aligned ring: the word is too. */
+    return (_Atomic uint64_t *)(void *)(r->data + (index & r->mask));
+}
+
+/* Is there room for `n` more bytes past pos, and the next header after
+ * them? Re-reads the consumer's index only when the cached one says no. */
 static bool has_room(struct subiter__ring *r, uint32_t n)
 {
+    n += SUBITER__REC_HDR;
     if (r->pos - r->cached + n <= r->size) {
         return true;
     }
-    /* acquire: pairs with the release in subiter__ring_release(); the
+    /* acquire: pairs with the release in subiter__ring_publish(); the
      * consumer is done reading the bytes we are about to overwrite. */
     r->cached = atomic_load_explicit(r->head, memory_order_acquire);
     return r->pos - r->cached + n <= r->size;
+}
+
+/* Publish the record of `rec` bytes at pos: "not yet" where the next
+ * header goes, then this header, which makes the record and that word
+ * visible together. */
+static void put_record(struct subiter__ring *r, uint32_t len, uint32_t kind,
+                       uint32_t rec)
+{
+    _Atomic uint64_t *hdr = hdr_at(r, r->pos);
+
+    atomic_store_explicit(hdr_at(r, r->pos + rec),
+                          hdr_word(0, SUBITER__REC_NONE), memory_order_relaxed);
+    /* release: publishes the frame's bytes and the word above; pairs with
+     * the acquire in load_hdr(). */
+    atomic_store_explicit(hdr, hdr_word(len, kind), memory_order_release);
+    r->pos += rec;
+    /* For estimates only (ring.h); relaxed: nobody reads the records
+     * through it. */
+    atomic_store_explicit(r->tail, r->pos, memory_order_relaxed);
 }
 
 int subiter__ring_reserve(struct subiter__ring *r, size_t frame_len,
@@ -87,11 +118,7 @@ int subiter__ring_reserve(struct subiter__ring *r, size_t frame_len,
         if (!has_room(r, to_end)) {
             return -EAGAIN;
         }
-        put_hdr(r->data + off, 0, SUBITER__REC_PAD);
-        r->pos += to_end;
-        /* release: publishes the PAD header; pairs with the acquire in
-         * subiter__ring_peek(). */
-        atomic_store_explicit(r->tail, r->pos, memory_order_release);
+        put_record(r, 0, SUBITER__REC_PAD, to_end);
         off = 0;
     }
     if (!has_room(r, rec)) {
@@ -103,69 +130,76 @@ int subiter__ring_reserve(struct subiter__ring *r, size_t frame_len,
 
 void subiter__ring_commit(struct subiter__ring *r, uint32_t frame_len)
 {
-    uint32_t off = r->pos & r->mask;
+    uint32_t rec = (uint32_t)rec_bytes(frame_len);
 
-    assert(rec_bytes(frame_len) <= r->size - off);
-    put_hdr(r->data + off, frame_len, SUBITER__REC_FRAME);
-    r->pos += (uint32_t)rec_bytes(frame_len);
-    /* release: publishes the record's bytes; pairs with the acquire in
-     * subiter__ring_peek(). */
-    atomic_store_explicit(r->tail, r->pos, memory_order_release);
+    assert(rec <= r->size - (r->pos & r->mask));
+    put_record(r, frame_len, SUBITER__REC_FRAME, rec);
 }
 
-bool subiter__ring_pending(struct subiter__ring *r)
+/* The header at the consumer's index, read once into locals: the producer
+ * may change it under us. */
+static void load_hdr(const struct subiter__ring *r, uint32_t *len,
+                     uint32_t *kind)
 {
-    if (r->pos != r->cached) {
-        return true;
+    /* acquire: pairs with the release in put_record(). */
+    uint64_t w = atomic_load_explicit(hdr_at(r, r->pos), memory_order_acquire);
+    uint32_t h[2];
+
+    memcpy(h, &w, sizeof h);
+    *len = h[0];
+    *kind = h[1];
+}
+
+bool subiter__ring_pending(const struct subiter__ring *r)
+{
+    uint32_t len, kind;
+
+    if ((r->pos & 7u) != 0) {
+        return true; /* peek says -EPROTO */
     }
-    /* acquire: pairs with the release in subiter__ring_commit(). */
-    r->cached = atomic_load_explicit(r->tail, memory_order_acquire);
-    return r->pos != r->cached;
+    load_hdr(r, &len, &kind);
+    return kind != SUBITER__REC_NONE;
+}
+
+uint32_t subiter__ring_tail(const struct subiter__ring *r)
+{
+    return atomic_load_explicit(r->tail, memory_order_acquire);
 }
 
 int subiter__ring_peek(struct subiter__ring *r, const unsigned char **frame,
                        uint32_t *len)
 {
     for (;;) {
-        uint32_t avail, off, flen, kind;
+        uint32_t off = r->pos & r->mask, flen, kind;
         uint64_t rec;
-        const unsigned char *p;
 
-        if (!subiter__ring_pending(r)) {
-            return 0;
-        }
-        /* Each shared word is read once into a local, checked, and only
-         * the local is used: the producer may change them under us. */
-        avail = r->cached - r->pos;
-        if (avail > r->size || avail < SUBITER__REC_HDR) {
-            return -EPROTO;
-        }
-        off = r->pos & r->mask;
-        if (off > r->size - SUBITER__REC_HDR) {
+        if ((off & 7u) != 0) {
             return -EPROTO; /* only a misaligned start index gets here */
         }
-        p = r->data + off;
-        flen = __atomic_load_n((const uint32_t *)(const void *)p,
-                               __ATOMIC_RELAXED);
-        kind = __atomic_load_n((const uint32_t *)(const void *)(p + 4),
-                               __ATOMIC_RELAXED);
+        load_hdr(r, &flen, &kind);
+        if (kind == SUBITER__REC_NONE) {
+            return 0;
+        }
         if (kind == SUBITER__REC_PAD) {
-            uint32_t pad = r->size - off;
-
-            if (pad > avail) {
+            /* Never at the start: a record always fits there; and so
+             * this loop skips one PAD at most. */
+            if (off == 0 || flen != 0) {
                 return -EPROTO;
             }
-            r->pos += pad;
+            r->pos += r->size - off;
             /* Once a lap: at once, since a producer that waits to write
              * at the start may need just this room. */
             subiter__ring_publish(r);
             continue;
         }
+        /* Inside the ring, and short of a lap (the producer keeps a header
+         * free): the bytes past a record are never the record again. */
         rec = rec_bytes(flen);
-        if (kind != SUBITER__REC_FRAME || rec > avail || rec > r->size - off) {
+        if (kind != SUBITER__REC_FRAME || rec > r->size - off ||
+            rec > r->size - SUBITER__REC_HDR) {
             return -EPROTO;
         }
-        *frame = p + SUBITER__REC_HDR;
+        *frame = r->data + off + SUBITER__REC_HDR;
         *len = flen;
         return 1;
     }
@@ -173,9 +207,7 @@ int subiter__ring_peek(struct subiter__ring *r, const unsigned char **frame,
 
 void subiter__ring_release(struct subiter__ring *r, uint32_t len)
 {
-    /* Only what the last peek validated: a record inside what the producer
-     * published, and not past the end of the ring. */
-    assert(rec_bytes(len) <= r->cached - r->pos);
+    /* Only what the last peek validated: not past the end of the ring. */
     assert(rec_bytes(len) <= r->size - (r->pos & r->mask));
     r->pos += (uint32_t)rec_bytes(len);
 }

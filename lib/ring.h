@@ -5,23 +5,37 @@
  * then the frame. A PAD record fills the space up to the end of the ring
  * so that no record wraps. The indices are free-running uint32_t counters
  * in shared memory: fill = tail - head, offset = index & mask.
+ *
+ * The header is the record's ready word: the producer stores it last, as
+ * one 8-byte word with release, and the consumer finds the next record by
+ * reading the header at its own index; it never reads the producer's
+ * index, whose cache line would otherwise cross to it with every record
+ * (when the consumer keeps up: most of the time). A header of kind
+ * SUBITER__REC_NONE is "not written yet". Before it publishes a record the
+ * producer stores NONE where the next header will go, so the word after
+ * the last record is NONE and never stale bytes of an earlier lap: the
+ * ring keeps SUBITER__REC_HDR bytes free for it, and its memory starts
+ * zeroed (a new memfd, a new mapping).
  */
 #ifndef SUBITER_RING_H
 #define SUBITER_RING_H
 
 #define SUBITER__REC_HDR 8u  /* u32 frame length, u32 kind */
-#define SUBITER__REC_FRAME 0 /* kind: one protobuf frame */
-#define SUBITER__REC_PAD 1   /* kind: skip to the end of the ring */
+#define SUBITER__REC_NONE 0  /* kind: nothing here yet */
+#define SUBITER__REC_FRAME 1 /* kind: one protobuf frame */
+#define SUBITER__REC_PAD 2   /* kind: skip to the end of the ring */
 
 /* One side's view of one ring. Lives in private memory. */
 struct subiter__ring {
     _Atomic uint32_t *head; /* consumer's index, in shared memory */
-    _Atomic uint32_t *tail; /* producer's index, in shared memory */
+    _Atomic uint32_t *tail; /* producer's index, in shared memory: what it
+                             * has published, for estimates; the consumer
+                             * reads the headers instead */
     unsigned char *data;
     uint32_t size; /* power of two */
     uint32_t mask;
     uint32_t pos;       /* producer: next write; consumer: next read */
-    uint32_t cached;    /* the other side's index, as last read */
+    uint32_t cached;    /* producer: the consumer's index, as last read */
     uint32_t published; /* consumer: our index, as last stored */
 };
 
@@ -47,8 +61,8 @@ SUBITER__HIDDEN size_t subiter__ring_max_frame(const struct subiter__ring *r);
 /*
  * Consumer: the next record, bounds-checked (the producer is not trusted).
  * Returns 1 with *frame and *len (a view into the ring), 0 when the ring is
- * empty, -EPROTO when the indices or the record are corrupt. PAD records
- * are skipped (and released).
+ * empty, -EPROTO when the record is corrupt (or our own index is
+ * misaligned). PAD records are skipped (and released).
  */
 SUBITER__HIDDEN int subiter__ring_peek(struct subiter__ring *r,
                                        const unsigned char **frame,
@@ -63,7 +77,11 @@ SUBITER__HIDDEN void subiter__ring_publish(struct subiter__ring *r);
 /* Consumer: bytes released and not yet published. */
 SUBITER__HIDDEN uint32_t
 subiter__ring_unpublished(const struct subiter__ring *r);
-/* Consumer: is anything published past what we have read? */
-SUBITER__HIDDEN bool subiter__ring_pending(struct subiter__ring *r);
+/* Consumer: is anything published past what we have read (a record, or
+ * one that is not well-formed, which peek then refuses)? */
+SUBITER__HIDDEN bool subiter__ring_pending(const struct subiter__ring *r);
+/* Consumer: the producer's index as it says (not trusted: for estimates
+ * and marks only). */
+SUBITER__HIDDEN uint32_t subiter__ring_tail(const struct subiter__ring *r);
 
 #endif /* SUBITER_RING_H */

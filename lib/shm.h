@@ -19,7 +19,9 @@
 #include <stddef.h>
 
 #define SUBITER__SHM_MAGIC 0x52495553u /* "SUIR" little-endian */
-#define SUBITER__SHM_VERSION 3u /* 2: the life lock; 3: the barrier words */
+#define SUBITER__SHM_VERSION                                                   \
+    4u /* 2: the life lock; 3: the barrier words;                              \
+         4: the ready headers (ring.h) */
 
 /* The header takes one page, so the rings start page-aligned. */
 #define SUBITER__SHM_HDR_BYTES 4096u

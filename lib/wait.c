@@ -179,7 +179,7 @@ void subiter__sleep_disarm(_Atomic uint32_t *flag)
  * with membarrier. */
 static bool wake_if_armed(_Atomic uint32_t *flag, uint32_t their_barrier)
 {
-    /* Orders the caller's index stores (what it published) before the
+    /* Orders the caller's stores (what it published) before the
      * load of the flag; pairs with subiter__sleep_barrier() on the other
      * side. When that is a membarrier, which reaches this CPU because
      * this process is registered, the compiler must still not move the

@@ -6,7 +6,7 @@
  *
  *   sleeper                           waker
  *   -------                           -----
- *   flag = 1          (arm)           publish (index store)
+ *   flag = 1          (arm)           publish (header or index store)
  *   barrier (below)                   fence (below)
  *   look again; if nothing:           if flag: flag = 0, ring the bell
  *   sleep until the bell rings

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "testring.h"
 #include "testutil.h"
 
 #define PAGE 4096
@@ -273,12 +274,12 @@ START_TEST(test_ends_death_in_stand_by)
 }
 END_TEST
 
-/* Corrupts the command ring's index, then ends: the worker, back in Stand
+/* Corrupts the command ring's next record, then ends: the worker, back in Stand
  * By, exits with the library's status for it. */
 static int gen_corrupts_commands(subiter_gen *g, void *arg)
 {
     (void)arg;
-    atomic_store(&subiter__gen_shm(g)->cmd_tail, 1u << 30);
+    tring_forge_bad_record(subiter__gen_shm(g), true);
     return 0;
 }
 

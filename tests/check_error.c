@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "testring.h"
 #include "testutil.h"
 
 #define PAGE 4096
@@ -190,9 +191,9 @@ TU_EXPORT(int gen_segv(subiter_gen *g, void *arg))
 }
 
 /*
- * Corrupts the item ring's tail (1 GiB ahead of anything written), tells
- * the test through the shared page, and waits to be killed. Yielding now
- * would store a correct tail again, so it only sleeps.
+ * Writes a record of no known kind where its next record goes, tells the
+ * test through the shared page, and waits to be killed. Yielding now
+ * would write over it, so it only sleeps.
  */
 TU_EXPORT(int gen_corrupt(subiter_gen *g, void *arg))
 {
@@ -203,7 +204,7 @@ TU_EXPORT(int gen_corrupt(subiter_gen *g, void *arg))
         atomic_store(&sh[0], -1);
         return -EINVAL;
     }
-    atomic_store(&shm->item_tail, atomic_load(&shm->item_tail) + (1u << 30));
+    tring_forge_bad_record(shm, false);
     atomic_store(&sh[0], 1);
     sleep(30);
     return 0;

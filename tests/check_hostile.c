@@ -16,15 +16,15 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "testring.h"
 #include "testutil.h"
 
 enum scribble {
-    TAIL_BACK,     /* the item ring's tail moves backwards */
-    TAIL_FAR,      /* ... forwards by more than the ring */
-    LEN_PAST_TAIL, /* a record longer than what is published */
+    LAP_LONG,      /* a record as long as the ring, from its start */
+    PAD_AT_START,  /* padding to the end, then padding at the start */
     LEN_PAST_END,  /* a record running past the end of the ring */
     BAD_KIND,      /* a record of an unknown kind */
-    PAD_TOO_BIG,   /* padding that claims more than is published */
+    PAD_LEN,       /* padding with a length */
     GARBAGE_PB,    /* a frame that is not protobuf */
     BAD_CODE,      /* valid protobuf, a status code that does not exist */
     ITEM_IN_INIT,  /* valid protobuf, an item outside an iteration */
@@ -35,10 +35,10 @@ enum scribble {
 };
 
 static const char *const names[] = {
-    "tail backwards",   "tail too far",  "length past tail",
-    "length past end",  "bad kind",      "padding too big",
-    "garbage protobuf", "bad code",      "item during init",
-    "other iteration",  "started twice", "unexpected command",
+    "record of a lap", "padding at start",      "length past end",
+    "bad kind",        "padding with a length", "garbage protobuf",
+    "bad code",        "item during init",      "other iteration",
+    "started twice",   "unexpected command",
 };
 
 /* What errmsg must name, where the scribble is a well-formed status the
@@ -51,7 +51,7 @@ static const char *const reasons[N_SCRIBBLES] = {
 
 struct raw {
     unsigned char *data;
-    uint32_t size, tail, off;
+    uint32_t size, off; /* off: where the worker's next record goes */
 };
 
 static struct raw raw_ring(struct subiter__shm *shm)
@@ -60,23 +60,31 @@ static struct raw raw_ring(struct subiter__shm *shm)
 
     w.data = (unsigned char *)shm + shm->hdr_bytes + shm->cmd_bytes;
     w.size = shm->item_bytes;
-    w.tail = atomic_load(&shm->item_tail);
-    w.off = w.tail & (w.size - 1);
+    w.off = atomic_load(&shm->item_tail) & (w.size - 1);
     return w;
 }
 
-/* Write a raw record at the tail and publish `publish` bytes of it. */
+/* Publish a raw record at `off`: its frame, then its header (ring.h). */
+static void put_record_at(struct raw *w, uint32_t off, uint32_t len,
+                          uint32_t kind, const void *frame)
+{
+    uint32_t hdr[2] = {len, kind};
+    uint64_t word;
+
+    if (frame != NULL) {
+        memcpy(w->data + off + sizeof hdr, frame, len);
+    }
+    memcpy(&word, hdr, sizeof word);
+    atomic_store((_Atomic uint64_t *)(void *)(w->data + off), word);
+}
+
+/* The same where the worker's next record goes. */
 static void put_record(struct subiter__shm *shm, uint32_t len, uint32_t kind,
-                       const void *frame, uint32_t publish)
+                       const void *frame)
 {
     struct raw w = raw_ring(shm);
-    uint32_t hdr[2] = {len, kind};
 
-    memcpy(w.data + w.off, hdr, sizeof hdr);
-    if (frame != NULL) {
-        memcpy(w.data + w.off + sizeof hdr, frame, len);
-    }
-    atomic_store(&shm->item_tail, w.tail + publish);
+    put_record_at(&w, w.off, len, kind, frame);
 }
 
 /* Publish a well-formed status frame (the first iteration is seq 1). */
@@ -86,8 +94,7 @@ static void put_status(struct subiter__shm *shm, int code, uint64_t seq)
     uint32_t len;
 
     len = (uint32_t)subiter__wire_status_pack(code, seq, NULL, 0, frame);
-    put_record(shm, len, SUBITER__REC_FRAME, frame,
-               (SUBITER__REC_HDR + len + 7) & ~7u);
+    put_record(shm, len, SUBITER__REC_FRAME, frame);
 }
 
 static void scribble(subiter_gen *g, enum scribble how)
@@ -101,32 +108,33 @@ static void scribble(subiter_gen *g, enum scribble how)
     struct raw w = raw_ring(shm);
 
     switch (how) {
-    case TAIL_BACK:
-        atomic_store(&shm->item_tail, w.tail - 64);
+    case LAP_LONG:
+        /* Padding to the end, then at the start a record that would end
+         * where it begins, a lap later. */
+        put_record_at(&w, 0, w.size - SUBITER__REC_HDR, SUBITER__REC_FRAME,
+                      NULL);
+        put_record(shm, 0, SUBITER__REC_PAD, NULL);
         break;
-    case TAIL_FAR:
-        atomic_store(&shm->item_tail, w.tail + (1u << 30));
-        break;
-    case LEN_PAST_TAIL:
-        put_record(shm, 1000, SUBITER__REC_FRAME, NULL, 16);
+    case PAD_AT_START:
+        /* The records before put the worker mid-ring. */
+        put_record_at(&w, 0, 0, SUBITER__REC_PAD, NULL);
+        put_record(shm, 0, SUBITER__REC_PAD, NULL);
         break;
     case LEN_PAST_END:
-        put_record(shm, w.size * 2, SUBITER__REC_FRAME, NULL, 64);
+        put_record(shm, w.size * 2, SUBITER__REC_FRAME, NULL);
         break;
     case BAD_KIND:
-        put_record(shm, 8, 7, NULL, 16);
+        put_record(shm, 8, 7, NULL);
         break;
-    case PAD_TOO_BIG:
-        /* The records before put the tail mid-ring: padding to the end
-         * is far more than the 8 bytes published. */
-        put_record(shm, 0, SUBITER__REC_PAD, NULL, 8);
+    case PAD_LEN:
+        put_record(shm, 8, SUBITER__REC_PAD, NULL);
         break;
     case GARBAGE_PB:
-        put_record(shm, sizeof garbage, SUBITER__REC_FRAME, garbage, 24);
+        put_record(shm, sizeof garbage, SUBITER__REC_FRAME, garbage);
         break;
     case BAD_CODE:
     case ITEM_IN_INIT:
-        put_record(shm, sizeof bad_code, SUBITER__REC_FRAME, bad_code, 16);
+        put_record(shm, sizeof bad_code, SUBITER__REC_FRAME, bad_code);
         break;
     case OTHER_SEQ:
         put_status(shm, SUBITER__FINISHED, 7);
@@ -153,9 +161,9 @@ TU_EXPORT(int gen_hostile(subiter_gen *g, void *arg))
     if (tu_yield_count(g, 2) != 0) {
         return 0;
     }
-    /* Wait until the parent has taken both: a tail moved back to a place
-     * the parent has not read yet would look like an empty ring, which is
-     * not a violation it can see. */
+    /* Wait until the parent has taken both, so that what is scribbled at
+     * the start of the ring (LAP_LONG, PAD_AT_START) is not a record it
+     * has still to read. */
     while (atomic_load(&subiter__gen_shm(g)->items_consumed) < 2) {
         usleep(1000);
     }
@@ -177,7 +185,7 @@ TU_EXPORT(int init_hostile(subiter_gen *g, void *arg))
                                           0x80, 0x80, 0x80, 0x00};
 
     (void)arg;
-    put_record(shm, sizeof item, SUBITER__REC_FRAME, item, 16);
+    put_record(shm, sizeof item, SUBITER__REC_FRAME, item);
     subiter__gen_kick(g);
     for (;;) {
         pause();
@@ -269,6 +277,9 @@ TU_EXPORT(int gen_header(subiter_gen *g, void *arg))
     shm->item_bytes = 3;
     shm->buffer_items = 0;
     atomic_store(&shm->items_published, 0xdeadbeefu);
+    /* The item ring's index too: the parent reads the records' headers
+     * (ring.h), and the next item stores it again. */
+    atomic_store(&shm->item_tail, 0xdeadbee8u);
     /* A wake-up with nothing new is harmless too. */
     subiter__gen_kick(g);
     return tu_yield_count(g, 100);
@@ -660,8 +671,8 @@ START_TEST(test_hostile_bad_command_in_iteration)
 }
 END_TEST
 
-/* A command ring whose index is impossible: the worker exits with the
- * status that says so rather than read it. */
+/* A command ring whose next record is impossible: the worker exits with
+ * the status that says so rather than read it. */
 START_TEST(test_hostile_corrupt_command_ring)
 {
     struct tu_snapshot snap;
@@ -671,7 +682,7 @@ START_TEST(test_hostile_corrupt_command_ring)
 
     tu_snapshot(&snap);
     pid = fp_start(&fp, tu_gen_count);
-    atomic_store(&fp.rg.shm->cmd_tail, 1u << 30);
+    tring_forge_bad_record(fp.rg.shm, true);
     subiter__wake_worker(fp.rg.shm);
     status = wait_worker(pid);
     ck_assert(WIFEXITED(status));
@@ -728,19 +739,21 @@ START_TEST(test_hostile_command_ring_full)
 END_TEST
 
 /* The length of an input whose START record is exactly a quarter of the
- * command ring: four of them fill it. */
+ * command ring, but for the fourth, which is a header shorter: four of
+ * them fill it up to the header it keeps free (ring.h). */
 static size_t quarter_input(uint64_t seq)
 {
     /* The seq-th start is iteration seq - 1, of the handle and the pool. */
     struct subiter__start_args x = {0, seq - 1};
-    size_t len = SUBITER_INPUT_MAX, n;
+    size_t len = SUBITER_INPUT_MAX, n, want = SUBITER__CMD_RING_BYTES / 4;
 
+    if (seq == 4) {
+        want -= SUBITER__REC_HDR;
+    }
     for (;;) {
         n = subiter__wire_start_size(seq, len, &x);
-        if (((SUBITER__REC_HDR + n + 7) & ~(size_t)7) <=
-            SUBITER__CMD_RING_BYTES / 4) {
-            ck_assert_uint_eq((SUBITER__REC_HDR + n + 7) & ~(size_t)7,
-                              SUBITER__CMD_RING_BYTES / 4);
+        if (((SUBITER__REC_HDR + n + 7) & ~(size_t)7) <= want) {
+            ck_assert_uint_eq((SUBITER__REC_HDR + n + 7) & ~(size_t)7, want);
             return len;
         }
         len--;

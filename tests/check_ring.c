@@ -58,7 +58,7 @@ static unsigned long shuffle(struct tring *t, uint32_t n, size_t maxlen,
 
 START_TEST(test_ring_roundtrip_in_order_across_wraps)
 {
-    static const size_t maxlens[] = {0, 1, 40, 120, 248};
+    static const size_t maxlens[] = {0, 1, 40, 120, 240};
     struct tring t;
     unsigned long full;
     size_t i;
@@ -85,17 +85,18 @@ START_TEST(test_ring_empty_frames)
     tring_open(&t, 64, 0, AT_START);
     ck_assert_int_eq(tring_consume(&t, 0, 0), 0);
     ck_assert(!subiter__ring_pending(&t.cons));
-    /* 0-byte frames take one header each: eight fill a 64-byte ring. */
-    for (i = 0; i < 8; i++) {
+    /* 0-byte frames take one header each: seven fill a 64-byte ring,
+     * which keeps the eighth free for the next header (ring.h). */
+    for (i = 0; i < 7; i++) {
         ck_assert_int_eq(tring_produce(&t, i, 0), 0);
     }
-    ck_assert_int_eq(tring_produce(&t, 8, 0), -EAGAIN);
+    ck_assert_int_eq(tring_produce(&t, 7, 0), -EAGAIN);
     ck_assert(subiter__ring_pending(&t.cons));
-    for (i = 0; i < 8; i++) {
+    for (i = 0; i < 7; i++) {
         ck_assert_int_eq(tring_consume(&t, i, 0), 1);
     }
-    ck_assert_int_eq(tring_consume(&t, 8, 0), 0);
-    ck_assert_uint_eq(tring_head(&t), 64);
+    ck_assert_int_eq(tring_consume(&t, 7, 0), 0);
+    ck_assert_uint_eq(tring_head(&t), 56);
     ck_assert_uint_eq(t.pads, 0);
     tring_close(&t);
 }
@@ -128,20 +129,20 @@ START_TEST(test_ring_wraps_past_uint32_max)
 
     /* A full ring whose bound straddles 2^32: head below, tail above. */
     tring_open(&t, 256, UINT32_MAX - 127u, AT_END);
-    for (i = 0; i < 32; i++) {
+    for (i = 0; i < 31; i++) {
         ck_assert_int_eq(tring_produce(&t, i, 0), 0);
     }
-    ck_assert_uint_eq(tring_tail(&t), 128u);
+    ck_assert_uint_eq(tring_tail(&t), 120u);
     ck_assert_uint_eq(tring_head(&t), UINT32_MAX - 127u);
-    ck_assert_int_eq(tring_produce(&t, 32, 0), -EAGAIN);
+    ck_assert_int_eq(tring_produce(&t, 31, 0), -EAGAIN);
     ck_assert_int_eq(tring_consume(&t, 0, 0), 1);
-    ck_assert_int_eq(tring_produce(&t, 32, 0), 0);
-    ck_assert_int_eq(tring_produce(&t, 33, 0), -EAGAIN);
-    for (i = 1; i <= 32; i++) {
+    ck_assert_int_eq(tring_produce(&t, 31, 0), 0);
+    ck_assert_int_eq(tring_produce(&t, 32, 0), -EAGAIN);
+    for (i = 1; i <= 31; i++) {
         ck_assert_int_eq(tring_consume(&t, i, 0), 1);
     }
-    ck_assert_int_eq(tring_consume(&t, 33, 0), 0);
-    ck_assert_uint_eq(tring_head(&t), 136u);
+    ck_assert_int_eq(tring_consume(&t, 32, 0), 0);
+    ck_assert_uint_eq(tring_head(&t), 128u);
     tring_close(&t);
 }
 END_TEST
@@ -174,10 +175,12 @@ START_TEST(test_ring_full_until_release)
     uint32_t i, tail;
     size_t big;
 
-    tring_open(&t, 256, 0, AT_END);
-    /* 24-byte frames take 32 bytes: exactly eight fit. */
+    /* 24-byte frames take 32 bytes: seven, and a 16-byte frame, fill the
+     * ring but for the header it keeps free; from index 8, the next
+     * record goes at the start. */
+    tring_open(&t, 256, 8, AT_END);
     for (i = 0; i < 8; i++) {
-        ck_assert_int_eq(tring_produce(&t, i, 24), 0);
+        ck_assert_int_eq(tring_produce(&t, i, i < 7 ? 24 : 16), 0);
     }
     tail = tring_tail(&t);
     ck_assert_uint_eq(tail, 256);
@@ -204,34 +207,34 @@ START_TEST(test_ring_full_until_release)
     ck_assert_int_eq(tring_produce(&t, 8, 24), 0);
     ck_assert_int_eq(tring_produce(&t, 9, 0), -EAGAIN);
     for (i = 1; i <= 8; i++) {
-        ck_assert_int_eq(tring_consume(&t, i, 24), 1);
+        ck_assert_int_eq(tring_consume(&t, i, i == 7 ? 16 : 24), 1);
     }
     ck_assert_int_eq(tring_consume(&t, 9, 0), 0);
     tring_close(&t);
 
     /* Freeing 32 bytes lets a 24-byte frame in, not a 25-byte one. */
-    tring_open(&t, 256, 0, AT_END);
+    tring_open(&t, 256, 8, AT_END);
     for (i = 0; i < 8; i++) {
-        ck_assert_int_eq(tring_produce(&t, i, 24), 0);
+        ck_assert_int_eq(tring_produce(&t, i, i < 7 ? 24 : 16), 0);
     }
     ck_assert_int_eq(tring_consume(&t, 0, 24), 1);
     ck_assert_int_eq(tring_produce(&t, 8, 25), -EAGAIN);
     ck_assert_int_eq(tring_produce(&t, 8, 24), 0);
     for (i = 1; i <= 8; i++) {
-        ck_assert_int_eq(tring_consume(&t, i, 24), 1);
+        ck_assert_int_eq(tring_consume(&t, i, i == 7 ? 16 : 24), 1);
     }
     ck_assert_uint_eq(t.pads, 0);
     tring_close(&t);
 
-    /* A bigger ring fills to the byte as well. */
+    /* A bigger ring fills up to its free header as well. */
     big = 1u << 16;
     tring_open(&t, (uint32_t)big, 0, AT_START);
     for (i = 0; tring_produce(&t, i, 120) == 0; i++) {
         continue;
     }
-    ck_assert_uint_eq(i, big / 128);
-    ck_assert_uint_eq(tring_tail(&t), big);
-    for (i = 0; i < big / 128; i++) {
+    ck_assert_uint_eq(i, big / 128 - 1);
+    ck_assert_uint_eq(tring_tail(&t), big - 128);
+    for (i = 0; i < big / 128 - 1; i++) {
         ck_assert_int_eq(tring_consume(&t, i, 120), 1);
     }
     tring_close(&t);
@@ -248,16 +251,21 @@ START_TEST(test_ring_max_frame_fits_empty_ring)
     for (k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         tring_open(&t, sizes[k], 0, AT_END);
         max = subiter__ring_max_frame(&t.prod);
-        ck_assert_uint_eq(max, sizes[k] - SUBITER__REC_HDR);
+        /* Its header, and the next one's room. */
+        ck_assert_uint_eq(max, sizes[k] - 2 * SUBITER__REC_HDR);
         ck_assert_uint_eq(subiter__ring_max_frame(&t.cons), max);
         ck_assert_int_eq(tring_produce(&t, 1, max), 0);
-        ck_assert_uint_eq(tring_tail(&t), sizes[k]);
+        ck_assert_uint_eq(tring_tail(&t), sizes[k] - SUBITER__REC_HDR);
         ck_assert_int_eq(tring_produce(&t, 2, 0), -EAGAIN);
         ck_assert_int_eq(tring_consume(&t, 1, max), 1);
-        /* Again, from the start of the ring. */
+        /* Again: the last 8 bytes are padded, the frame waits for the
+         * PAD to be read and goes at the start. */
+        ck_assert_int_eq(tring_produce(&t, 2, max), -EAGAIN);
+        ck_assert_uint_eq(t.pads, 1);
+        ck_assert_int_eq(tring_consume(&t, 2, max), 0);
         ck_assert_int_eq(tring_produce(&t, 2, max), 0);
         ck_assert_int_eq(tring_consume(&t, 2, max), 1);
-        ck_assert_uint_eq(t.pads, 0);
+        ck_assert_uint_eq(t.pads, 1);
         tring_close(&t);
     }
 }
@@ -277,6 +285,14 @@ START_TEST(test_ring_max_frame_mid_ring_pads_first)
         ck_assert_int_eq(tring_produce(&t, 1, 5), 0);
         if (drained) {
             ck_assert_int_eq(tring_consume(&t, 1, 5), 1);
+        } else {
+            /* [0, 16) is held: the PAD [16, 256) and the header after it
+             * do not fit yet, and nothing is published. */
+            ck_assert_int_eq(tring_produce(&t, 2, max), -EAGAIN);
+            ck_assert_uint_eq(t.pads, 0);
+            ck_assert_uint_eq(tring_tail(&t), 16);
+            ck_assert_int_eq(tring_consume(&t, 1, 5), 1);
+            ck_assert_uint_eq(tring_head(&t), 16);
         }
         /* The PAD goes out at once; the record must wait for room. */
         ck_assert_int_eq(tring_produce(&t, 2, max), -EAGAIN);
@@ -287,16 +303,11 @@ START_TEST(test_ring_max_frame_mid_ring_pads_first)
         ck_assert_int_eq(tring_produce(&t, 2, max), -EAGAIN);
         ck_assert_uint_eq(t.pads, 1);
         ck_assert_uint_eq(tring_tail(&t), 256);
-        if (!drained) {
-            ck_assert_int_eq(tring_consume(&t, 1, 5), 1);
-            ck_assert_uint_eq(tring_head(&t), 16);
-            ck_assert_int_eq(tring_produce(&t, 2, max), -EAGAIN);
-        }
         /* The consumer skips the PAD and finds the ring empty. */
         ck_assert_int_eq(tring_consume(&t, 2, max), 0);
         ck_assert_uint_eq(tring_head(&t), 256);
         ck_assert_int_eq(tring_produce(&t, 2, max), 0);
-        ck_assert_uint_eq(tring_tail(&t), 512);
+        ck_assert_uint_eq(tring_tail(&t), 256 + 248);
         ck_assert_int_eq(tring_consume(&t, 2, max), 1);
         ck_assert_uint_eq(t.pads, 1);
         tring_close(&t);
@@ -305,26 +316,31 @@ START_TEST(test_ring_max_frame_mid_ring_pads_first)
     /* No room for the PAD yet: nothing is published until there is. */
     tring_open(&t, 256, 0, AT_END);
     max = subiter__ring_max_frame(&t.prod);
-    ck_assert_int_eq(tring_produce(&t, 1, 200), 0);
+    ck_assert_int_eq(tring_produce(&t, 1, 192), 0);
     ck_assert_int_eq(tring_produce(&t, 2, 40), 0);
-    ck_assert_uint_eq(tring_tail(&t), 256);
-    ck_assert_int_eq(tring_consume(&t, 1, 200), 1);
-    ck_assert_int_eq(tring_produce(&t, 3, 40), 0);
-    /* [208, 256) and [256, 304) are held: the PAD needs [304, 512). */
-    ck_assert_int_eq(tring_produce(&t, 4, max), -EAGAIN);
+    ck_assert_uint_eq(tring_tail(&t), 248);
+    ck_assert_int_eq(tring_consume(&t, 1, 192), 1);
+    ck_assert_int_eq(tring_produce(&t, 3, 0), 0);
+    ck_assert_int_eq(tring_produce(&t, 4, 40), 0);
+    /* [200, 304) is held: the PAD [304, 512) and the header after it
+     * need 216 bytes, and only 152 are free. */
+    ck_assert_int_eq(tring_produce(&t, 5, max), -EAGAIN);
     ck_assert_uint_eq(t.pads, 0);
     ck_assert_uint_eq(tring_tail(&t), 304);
     ck_assert_int_eq(tring_consume(&t, 2, 40), 1);
+    ck_assert_int_eq(tring_consume(&t, 3, 0), 1);
+    ck_assert_int_eq(tring_produce(&t, 5, max), -EAGAIN);
+    ck_assert_uint_eq(t.pads, 0);
+    ck_assert_int_eq(tring_consume(&t, 4, 40), 1);
     /* Now the PAD fits and goes out; the record still waits. */
-    ck_assert_int_eq(tring_produce(&t, 4, max), -EAGAIN);
+    ck_assert_int_eq(tring_produce(&t, 5, max), -EAGAIN);
     ck_assert_uint_eq(t.pads, 1);
     ck_assert_uint_eq(tring_tail(&t), 512);
-    ck_assert_int_eq(tring_consume(&t, 3, 40), 1);
-    ck_assert_int_eq(tring_produce(&t, 4, max), -EAGAIN);
-    ck_assert_int_eq(tring_consume(&t, 4, max), 0);
+    ck_assert_int_eq(tring_produce(&t, 5, max), -EAGAIN);
+    ck_assert_int_eq(tring_consume(&t, 5, max), 0);
     ck_assert_uint_eq(tring_head(&t), 512);
-    ck_assert_int_eq(tring_produce(&t, 4, max), 0);
-    ck_assert_int_eq(tring_consume(&t, 4, max), 1);
+    ck_assert_int_eq(tring_produce(&t, 5, max), 0);
+    ck_assert_int_eq(tring_consume(&t, 5, max), 1);
     ck_assert_uint_eq(t.pads, 1);
     tring_close(&t);
 }

@@ -134,7 +134,7 @@ void tring_assert_in_ring(struct tring *t, const unsigned char *p, size_t len)
 /* Produce record `seq` of `len` bytes; counts the PADs the ring wrote. */
 int tring_produce(struct tring *t, uint32_t seq, size_t len)
 {
-    uint32_t before = t->prod.pos, tail;
+    uint32_t before = t->prod.pos, tail, kind;
     void *frame = NULL;
     int r;
 
@@ -153,7 +153,10 @@ int tring_produce(struct tring *t, uint32_t seq, size_t len)
     tail = tring_tail(t);
     subiter__ring_commit(&t->prod, (uint32_t)len);
     REQUIRE_EQ(tring_tail(t), tail + (uint32_t)tring_rec_len(len));
-    REQUIRE_LE(tring_tail(t) - tring_head(t), t->size);
+    /* A header's room stays free, and says "not yet" (ring.h). */
+    REQUIRE_LE(tring_tail(t) - tring_head(t), t->size - SUBITER__REC_HDR);
+    memcpy(&kind, t->data + (t->prod.pos & (t->size - 1)) + 4, sizeof kind);
+    REQUIRE_EQ(kind, SUBITER__REC_NONE);
     return 0;
 }
 
@@ -176,4 +179,19 @@ int tring_consume(struct tring *t, uint32_t seq, size_t len)
     subiter__ring_release(&t->cons, flen);
     subiter__ring_publish(&t->cons);
     return 1;
+}
+
+void tring_forge_bad_record(struct subiter__shm *shm, bool cmd)
+{
+    unsigned char *data = (unsigned char *)shm + shm->hdr_bytes;
+    uint32_t size = cmd ? shm->cmd_bytes : shm->item_bytes;
+    uint32_t at = atomic_load(cmd ? &shm->cmd_tail : &shm->item_tail);
+    uint32_t h[2] = {0, 7}; /* length 0, kind 7: no such kind */
+    uint64_t w;
+
+    if (!cmd) {
+        data += shm->cmd_bytes;
+    }
+    memcpy(&w, h, sizeof w);
+    atomic_store((_Atomic uint64_t *)(void *)(data + (at & (size - 1))), w);
 }

@@ -73,4 +73,9 @@ int tring_produce(struct tring *t, uint32_t seq, size_t len);
  * subiter__ring_peek() returned. */
 int tring_consume(struct tring *t, uint32_t seq, size_t len);
 
+/* Write a record header of an unknown kind where the next record of a
+ * region's command ring (`cmd`) or item ring goes, as a hostile producer
+ * would: its reader must refuse it. */
+void tring_forge_bad_record(struct subiter__shm *shm, bool cmd);
+
 #endif

@@ -70,9 +70,10 @@ void tu_fill(unsigned char *p, size_t len, unsigned seed);
 /* ck_assert that item holds len bytes of tu_fill(seed). */
 void tu_expect_pattern(const subiter_item *item, size_t len, unsigned seed);
 
-/* A 16 KiB ring (buffer_bytes) and the largest item it takes. */
+/* A 16 KiB ring (buffer_bytes) and the largest item it takes: less the
+ * record header, the item prefix and the next header's room (ring.h). */
 #define TU_SMALL_RING ((size_t)16 * 1024)
-#define TU_SMALL_MAX (TU_SMALL_RING - 16)
+#define TU_SMALL_MAX (TU_SMALL_RING - 24)
 
 /* In a generator: yield the longs 0 .. n-1; 0, or the first yield's error. */
 int tu_yield_count(subiter_gen *g, long n);
@@ -125,6 +126,7 @@ int tu_run(Suite *s);
     } while (0)
 #define REQUIRE_EQ(a, b) REQUIRE_OP(a, ==, b)
 #define REQUIRE_LE(a, b) REQUIRE_OP(a, <=, b)
+#define REQUIRE_LT(a, b) REQUIRE_OP(a, <, b)
 #define REQUIRE_GT(a, b) REQUIRE_OP(a, >, b)
 
 #endif
