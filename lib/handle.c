@@ -278,15 +278,16 @@ static int stop_overdue(subiter *it)
 }
 
 /*
- * Wait for the next status record and decode it. Returns 0 with *st and
+ * subiter__read_status() when the record is not there at once, or is
+ * bad: wait for the next status record and decode it. Returns 0 with *st and
  * *len (the record to release), or an error: the fatal ones have killed
  * the worker and made the handle dead; -ENOMEM leaves the record in place.
  * Without `wait`, -EAGAIN when nothing is there yet (a pool waits for many
  * handles at once, and tells a handle with subiter__mark_exited() that its
  * worker is gone).
  */
-int subiter__read_status(subiter *it, struct subiter__status *st, uint32_t *len,
-                         bool wait)
+static int read_status_wait(subiter *it, struct subiter__status *st,
+                            uint32_t *len, bool wait)
 {
     struct subiter__wait w = SUBITER__WAIT_INIT;
     int64_t idle = 0, deadline, now;
@@ -358,6 +359,30 @@ int subiter__read_status(subiter *it, struct subiter__status *st, uint32_t *len,
             return worker_died(it);
         }
     }
+}
+
+int subiter__read_status(subiter *it, struct subiter__status *st, uint32_t *len,
+                         bool wait)
+{
+    const unsigned char *frame;
+    uint32_t pos = it->items.pos;
+    int r;
+
+    /* The common case first, without the deadlines and the wait: a record
+     * is there. Anything else (nothing yet, a bad record) is looked at
+     * again below. */
+    r = subiter__ring_peek(&it->items, &frame, len);
+    if (it->items.pos != pos) {
+        it->need_wake = true; /* as below: it skipped padding */
+    }
+    if (r == 1) {
+        r = subiter__wire_status_decode(frame, *len, st);
+        if (r != -EPROTO) {
+            it->wait_since = 0;
+            return r;
+        }
+    }
+    return read_status_wait(it, st, len, wait);
 }
 
 int subiter__push_command(subiter *it, int cmd, const void *input, size_t len)

@@ -9,11 +9,6 @@
 
 #include "internal.h"
 
-static uint64_t rec_bytes(uint64_t frame_len)
-{
-    return (SUBITER__REC_HDR + frame_len + 7u) & ~(uint64_t)7u;
-}
-
 void subiter__ring_init(struct subiter__ring *r, _Atomic uint32_t *head,
                         _Atomic uint32_t *tail, void *data, uint32_t size,
                         bool producer)
@@ -40,29 +35,6 @@ void subiter__ring_init(struct subiter__ring *r, _Atomic uint32_t *head,
     r->published = r->pos;
 }
 
-size_t subiter__ring_max_frame(const struct subiter__ring *r)
-{
-    /* The record's header, and room for the next one (ring.h). */
-    return r->size - 2 * SUBITER__REC_HDR;
-}
-
-/* A record header as one 8-byte word: the frame length in its first four
- * bytes, the kind in the next four, on any byte order. */
-static uint64_t hdr_word(uint32_t len, uint32_t kind)
-{
-    uint32_t h[2] = {len, kind};
-    uint64_t w;
-
-    memcpy(&w, h, sizeof w);
-    return w;
-}
-
-static _Atomic uint64_t *hdr_at(const struct subiter__ring *r, uint32_t index)
-{
-    /* Records are 8-aligned in a page-aligned ring: the word is too. */
-    return (_Atomic uint64_t *)(void *)(r->data + (index & r->mask));
-}
-
 /* Is there room for `n` more bytes past pos, and the next header after
  * them? Re-reads the consumer's index only when the cached one says no. */
 static bool has_room(struct subiter__ring *r, uint32_t n)
@@ -83,13 +55,15 @@ static bool has_room(struct subiter__ring *r, uint32_t n)
 static void put_record(struct subiter__ring *r, uint32_t len, uint32_t kind,
                        uint32_t rec)
 {
-    _Atomic uint64_t *hdr = hdr_at(r, r->pos);
+    _Atomic uint64_t *hdr = subiter__ring_hdr_at(r, r->pos);
 
-    atomic_store_explicit(hdr_at(r, r->pos + rec),
-                          hdr_word(0, SUBITER__REC_NONE), memory_order_relaxed);
+    atomic_store_explicit(subiter__ring_hdr_at(r, r->pos + rec),
+                          subiter__ring_hdr_word(0, SUBITER__REC_NONE),
+                          memory_order_relaxed);
     /* release: publishes the frame's bytes and the word above; pairs with
-     * the acquire in load_hdr(). */
-    atomic_store_explicit(hdr, hdr_word(len, kind), memory_order_release);
+     * the acquire in subiter__ring_load_hdr(). */
+    atomic_store_explicit(hdr, subiter__ring_hdr_word(len, kind),
+                          memory_order_release);
     r->pos += rec;
     /* For estimates only (ring.h); relaxed: nobody reads the records
      * through it. */
@@ -106,7 +80,7 @@ int subiter__ring_reserve(struct subiter__ring *r, size_t frame_len,
     if (frame_len > subiter__ring_max_frame(r)) {
         return -EMSGSIZE;
     }
-    rec = (uint32_t)rec_bytes(frame_len);
+    rec = (uint32_t)subiter__ring_rec_bytes(frame_len);
     off = r->pos & r->mask;
     to_end = r->size - off;
     if (rec > to_end) {
@@ -130,35 +104,10 @@ int subiter__ring_reserve(struct subiter__ring *r, size_t frame_len,
 
 void subiter__ring_commit(struct subiter__ring *r, uint32_t frame_len)
 {
-    uint32_t rec = (uint32_t)rec_bytes(frame_len);
+    uint32_t rec = (uint32_t)subiter__ring_rec_bytes(frame_len);
 
     assert(rec <= r->size - (r->pos & r->mask));
     put_record(r, frame_len, SUBITER__REC_FRAME, rec);
-}
-
-/* The header at the consumer's index, read once into locals: the producer
- * may change it under us. */
-static void load_hdr(const struct subiter__ring *r, uint32_t *len,
-                     uint32_t *kind)
-{
-    /* acquire: pairs with the release in put_record(). */
-    uint64_t w = atomic_load_explicit(hdr_at(r, r->pos), memory_order_acquire);
-    uint32_t h[2];
-
-    memcpy(h, &w, sizeof h);
-    *len = h[0];
-    *kind = h[1];
-}
-
-bool subiter__ring_pending(const struct subiter__ring *r)
-{
-    uint32_t len, kind;
-
-    if ((r->pos & 7u) != 0) {
-        return true; /* peek says -EPROTO */
-    }
-    load_hdr(r, &len, &kind);
-    return kind != SUBITER__REC_NONE;
 }
 
 uint32_t subiter__ring_tail(const struct subiter__ring *r)
@@ -176,7 +125,7 @@ int subiter__ring_peek(struct subiter__ring *r, const unsigned char **frame,
         if ((off & 7u) != 0) {
             return -EPROTO; /* only a misaligned start index gets here */
         }
-        load_hdr(r, &flen, &kind);
+        subiter__ring_load_hdr(r, &flen, &kind);
         if (kind == SUBITER__REC_NONE) {
             return 0;
         }
@@ -194,7 +143,7 @@ int subiter__ring_peek(struct subiter__ring *r, const unsigned char **frame,
         }
         /* Inside the ring, and short of a lap (the producer keeps a header
          * free): the bytes past a record are never the record again. */
-        rec = rec_bytes(flen);
+        rec = subiter__ring_rec_bytes(flen);
         if (kind != SUBITER__REC_FRAME || rec > r->size - off ||
             rec > r->size - SUBITER__REC_HDR) {
             return -EPROTO;
@@ -205,13 +154,6 @@ int subiter__ring_peek(struct subiter__ring *r, const unsigned char **frame,
     }
 }
 
-void subiter__ring_release(struct subiter__ring *r, uint32_t len)
-{
-    /* Only what the last peek validated: not past the end of the ring. */
-    assert(rec_bytes(len) <= r->size - (r->pos & r->mask));
-    r->pos += (uint32_t)rec_bytes(len);
-}
-
 void subiter__ring_publish(struct subiter__ring *r)
 {
     if (r->published != r->pos) {
@@ -220,9 +162,4 @@ void subiter__ring_publish(struct subiter__ring *r)
          * acquire in has_room(). */
         atomic_store_explicit(r->head, r->pos, memory_order_release);
     }
-}
-
-uint32_t subiter__ring_unpublished(const struct subiter__ring *r)
-{
-    return r->pos - r->published;
 }

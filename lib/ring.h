@@ -20,6 +20,9 @@
 #ifndef SUBITER_RING_H
 #define SUBITER_RING_H
 
+#include <assert.h>
+#include <string.h>
+
 #define SUBITER__REC_HDR 8u  /* u32 frame length, u32 kind */
 #define SUBITER__REC_NONE 0  /* kind: nothing here yet */
 #define SUBITER__REC_FRAME 1 /* kind: one protobuf frame */
@@ -39,6 +42,50 @@ struct subiter__ring {
     uint32_t published; /* consumer: our index, as last stored */
 };
 
+/* What follows per record is inline: a call per record was a tenth of the
+ * parent's instructions for a 64-byte item. */
+
+/* The ring bytes of a record whose frame is `frame_len` bytes (in 64
+ * bits: a hostile length near UINT32_MAX must not wrap to a small one). */
+static inline uint64_t subiter__ring_rec_bytes(uint64_t frame_len)
+{
+    return (SUBITER__REC_HDR + frame_len + 7u) & ~(uint64_t)7u;
+}
+
+/* The header word at `index`: records are 8-aligned in a page-aligned
+ * ring, so the word is too. */
+static inline _Atomic uint64_t *
+subiter__ring_hdr_at(const struct subiter__ring *r, uint32_t index)
+{
+    return (_Atomic uint64_t *)(void *)(r->data + (index & r->mask));
+}
+
+/* A header as one 8-byte word: the frame length in its first four bytes,
+ * the kind in the next four, on any byte order. */
+static inline uint64_t subiter__ring_hdr_word(uint32_t len, uint32_t kind)
+{
+    uint32_t h[2] = {len, kind};
+    uint64_t w;
+
+    memcpy(&w, h, sizeof w);
+    return w;
+}
+
+/* The header at the consumer's index, read once into locals: the producer
+ * may change it under us. */
+static inline void subiter__ring_load_hdr(const struct subiter__ring *r,
+                                          uint32_t *len, uint32_t *kind)
+{
+    /* acquire: pairs with the producer's release of the header. */
+    uint64_t w = atomic_load_explicit(subiter__ring_hdr_at(r, r->pos),
+                                      memory_order_acquire);
+    uint32_t h[2];
+
+    memcpy(h, &w, sizeof h);
+    *len = h[0];
+    *kind = h[1];
+}
+
 SUBITER__HIDDEN void subiter__ring_init(struct subiter__ring *r,
                                         _Atomic uint32_t *head,
                                         _Atomic uint32_t *tail, void *data,
@@ -56,7 +103,11 @@ SUBITER__HIDDEN int subiter__ring_reserve(struct subiter__ring *r,
 SUBITER__HIDDEN void subiter__ring_commit(struct subiter__ring *r,
                                           uint32_t frame_len);
 /* The largest frame a record may carry in this ring. */
-SUBITER__HIDDEN size_t subiter__ring_max_frame(const struct subiter__ring *r);
+static inline size_t subiter__ring_max_frame(const struct subiter__ring *r)
+{
+    /* The record's header, and room for the next one (above). */
+    return r->size - 2 * SUBITER__REC_HDR;
+}
 
 /*
  * Consumer: the next record, bounds-checked (the producer is not trusted).
@@ -70,16 +121,33 @@ SUBITER__HIDDEN int subiter__ring_peek(struct subiter__ring *r,
 /* Consumer: release the record returned by the last peek. The room goes
  * back to the producer only at the next subiter__ring_publish(), so that
  * a consumer may give it back in batches. */
-SUBITER__HIDDEN void subiter__ring_release(struct subiter__ring *r,
-                                           uint32_t len);
+static inline void subiter__ring_release(struct subiter__ring *r, uint32_t len)
+{
+    uint64_t rec = subiter__ring_rec_bytes(len);
+
+    /* Only what the last peek validated: not past the end of the ring. */
+    assert(rec <= r->size - (r->pos & r->mask));
+    r->pos += (uint32_t)rec;
+}
 /* Consumer: store our index: the producer may write over what we read. */
 SUBITER__HIDDEN void subiter__ring_publish(struct subiter__ring *r);
 /* Consumer: bytes released and not yet published. */
-SUBITER__HIDDEN uint32_t
-subiter__ring_unpublished(const struct subiter__ring *r);
+static inline uint32_t subiter__ring_unpublished(const struct subiter__ring *r)
+{
+    return r->pos - r->published;
+}
 /* Consumer: is anything published past what we have read (a record, or
  * one that is not well-formed, which peek then refuses)? */
-SUBITER__HIDDEN bool subiter__ring_pending(const struct subiter__ring *r);
+static inline bool subiter__ring_pending(const struct subiter__ring *r)
+{
+    uint32_t len, kind;
+
+    if ((r->pos & 7u) != 0) {
+        return true; /* peek says -EPROTO */
+    }
+    subiter__ring_load_hdr(r, &len, &kind);
+    return kind != SUBITER__REC_NONE;
+}
 /* Consumer: the producer's index as it says (not trusted: for estimates
  * and marks only). */
 SUBITER__HIDDEN uint32_t subiter__ring_tail(const struct subiter__ring *r);

@@ -27,31 +27,44 @@ _Static_assert((int)STATUS__CODE__UNEXPECTED_CMD_RECEIVED ==
                "status codes match the proto");
 _Static_assert((int)COMMAND__CMD__ABORT == (int)SUBITER__CMD_ABORT,
                "command codes match the proto");
+_Static_assert(TAG_CODE == 0x08 && SUBITER__ITEM == 5 && TAG_ITEM == 0x1a,
+               "the fast prefix's constant bytes (item_prefix())");
+
+/* The fast frame's prefix for an item of `len` bytes, as the word it is in
+ * memory: the item's length is a varint padded to five bytes, so the
+ * prefix has one form per length, and a frame is a fast one exactly when
+ * its first eight bytes are this word. */
+static uint64_t item_prefix(uint32_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* The bytes below, as one word: no array on the stack per item. */
+    return 0x00808080801a0508ull | (uint64_t)(v & 0x7fu) << 24 |
+           (uint64_t)((v >> 7) & 0x7fu) << 32 |
+           (uint64_t)((v >> 14) & 0x7fu) << 40 |
+           (uint64_t)((v >> 21) & 0x7fu) << 48 | (uint64_t)(v >> 28) << 56;
+#else
+    const unsigned char p[SUBITER__ITEM_PREFIX] = {
+        TAG_CODE,
+        SUBITER__ITEM,
+        TAG_ITEM,
+        (unsigned char)(0x80u | (v & 0x7fu)),
+        (unsigned char)(0x80u | ((v >> 7) & 0x7fu)),
+        (unsigned char)(0x80u | ((v >> 14) & 0x7fu)),
+        (unsigned char)(0x80u | ((v >> 21) & 0x7fu)),
+        (unsigned char)((v >> 28) & 0x0fu),
+    };
+    uint64_t w;
+
+    memcpy(&w, p, sizeof w);
+    return w;
+#endif
+}
 
 void subiter__wire_item_prefix(unsigned char *frame, size_t len)
 {
-    uint32_t v = (uint32_t)len;
+    uint64_t w = item_prefix((uint32_t)len);
 
-    frame[0] = TAG_CODE;
-    frame[1] = SUBITER__ITEM;
-    frame[2] = TAG_ITEM;
-    frame[3] = (unsigned char)(0x80u | (v & 0x7fu));
-    frame[4] = (unsigned char)(0x80u | ((v >> 7) & 0x7fu));
-    frame[5] = (unsigned char)(0x80u | ((v >> 14) & 0x7fu));
-    frame[6] = (unsigned char)(0x80u | ((v >> 21) & 0x7fu));
-    frame[7] = (unsigned char)((v >> 28) & 0x0fu);
-}
-
-/* The fast frame's length, or -1 when `p` is not a fast frame. */
-static int64_t fast_item_len(const unsigned char p[SUBITER__ITEM_PREFIX])
-{
-    if (p[0] != TAG_CODE || p[1] != SUBITER__ITEM || p[2] != TAG_ITEM ||
-        (p[3] & p[4] & p[5] & p[6] & 0x80u) == 0 || p[7] > 0x0fu) {
-        return -1;
-    }
-    return (int64_t)((uint32_t)(p[3] & 0x7fu) | (uint32_t)(p[4] & 0x7fu) << 7 |
-                     (uint32_t)(p[5] & 0x7fu) << 14 |
-                     (uint32_t)(p[6] & 0x7fu) << 21 | (uint32_t)p[7] << 28);
+    memcpy(frame, &w, sizeof w);
 }
 
 /* allocator_data, when set, is a flag raised on allocation failure: it is
@@ -158,10 +171,10 @@ size_t subiter__wire_start_pack(uint64_t seq, const void *input,
     return command__pack(&c, out);
 }
 
-int subiter__wire_status_decode(const unsigned char *frame, size_t len,
-                                struct subiter__status *st)
+/* Any status, through protobuf-c. */
+static int decode_slow(const unsigned char *frame, size_t len,
+                       struct subiter__status *st)
 {
-    unsigned char prefix[SUBITER__ITEM_PREFIX];
     ProtobufCAllocator counting = allocator;
     bool nomem = false;
     unsigned char *copy;
@@ -169,18 +182,8 @@ int subiter__wire_status_decode(const unsigned char *frame, size_t len,
 
     memset(st, 0, sizeof *st);
     st->message = "";
-    if (len >= SUBITER__ITEM_PREFIX) {
-        /* One read of the shared bytes; only the copy is parsed. */
-        memcpy(prefix, frame, sizeof prefix);
-        if (fast_item_len(prefix) == (int64_t)(len - SUBITER__ITEM_PREFIX)) {
-            st->code = SUBITER__ITEM;
-            st->item = frame + SUBITER__ITEM_PREFIX;
-            st->item_len = len - SUBITER__ITEM_PREFIX;
-            return 0;
-        }
-    }
-    /* The slow path copies the frame out of shared memory first, so the
-     * worker cannot change it while protobuf-c parses it. */
+    /* Copied out of shared memory first, so that the worker cannot change
+     * the frame while protobuf-c parses it. */
     copy = subiter__malloc(len);
     if (copy == NULL) {
         return -ENOMEM;
@@ -202,6 +205,29 @@ int subiter__wire_status_decode(const unsigned char *frame, size_t len,
     }
     st->owned = s;
     return 0;
+}
+
+int subiter__wire_status_decode(const unsigned char *frame, size_t len,
+                                struct subiter__status *st)
+{
+    uint64_t prefix;
+
+    if (len >= SUBITER__ITEM_PREFIX &&
+        len - SUBITER__ITEM_PREFIX <= UINT32_MAX) {
+        /* One read of the shared bytes; only the copy is compared. */
+        memcpy(&prefix, frame, sizeof prefix);
+        if (prefix == item_prefix((uint32_t)(len - SUBITER__ITEM_PREFIX))) {
+            st->code = SUBITER__ITEM;
+            st->seq = 0;
+            st->item = frame + SUBITER__ITEM_PREFIX;
+            st->item_len = len - SUBITER__ITEM_PREFIX;
+            st->message = "";
+            st->errnum = 0;
+            st->owned = NULL;
+            return 0;
+        }
+    }
+    return decode_slow(frame, len, st);
 }
 
 void subiter__status_free(struct subiter__status *st)
