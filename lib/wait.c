@@ -50,6 +50,41 @@ void subiter__spin(unsigned n)
 #endif
 }
 
+/* Pause instructions per turn of subiter__spin_turn(); 0: not measured
+ * yet. Threads that measure at once store about the same number. */
+static _Atomic unsigned turn_pauses;
+
+/* A preemption while measuring makes the pauses look slow and the turns
+ * short: the safe side. */
+static unsigned measure_turn(void)
+{
+    int64_t t0 = subiter__now_ns(), per;
+    unsigned k;
+
+    for (k = 0; k < 64; k++) {
+        subiter__spin(k);
+    }
+    per = (subiter__now_ns() - t0) / 64;
+    if (per < 1) {
+        per = 1;
+    }
+    k = (unsigned)(SUBITER__SPIN_TURN_NS / per);
+    return k < 1 ? 1 : k > 128 ? 128 : k;
+}
+
+void subiter__spin_turn(void)
+{
+    unsigned n = atomic_load_explicit(&turn_pauses, memory_order_relaxed), k;
+
+    if (n == 0) {
+        n = measure_turn();
+        atomic_store_explicit(&turn_pauses, n, memory_order_relaxed);
+    }
+    for (k = 0; k < n; k++) {
+        subiter__spin(k);
+    }
+}
+
 /* 1 + the CPU the caller runs on. sched_getcpu() reads it from the rseq
  * area or the vDSO: no syscall. */
 static uint32_t this_cpu(void)
@@ -93,7 +128,7 @@ static bool may_spin(struct subiter__wait *w, _Atomic uint32_t *mine,
         if (atomic_load_explicit(mine, memory_order_relaxed) != w->me) {
             atomic_store_explicit(mine, w->me, memory_order_relaxed);
         }
-    } else if ((w->spins & 15) == 0 && subiter__now_ns() >= w->spin_until) {
+    } else if (subiter__now_ns() >= w->spin_until) {
         w->spins = SPUN;
         return false;
     }
@@ -230,7 +265,8 @@ void subiter__wake_parent(struct subiter__shm *shm, int efd)
 void subiter__worker_wait(struct subiter__shm *shm, struct subiter__wait *w)
 {
     if (!w->armed && may_spin(w, &shm->child_running, &shm->parent_running)) {
-        subiter__spin(w->spins++);
+        w->spins++;
+        subiter__spin_turn();
         return;
     }
     if (!w->armed) {
@@ -321,7 +357,8 @@ int subiter__parent_wait(struct subiter__shm *shm, struct subiter__wait *w,
     int r;
 
     if (!w->armed && may_spin(w, &shm->parent_running, &shm->child_running)) {
-        subiter__spin(w->spins++);
+        w->spins++;
+        subiter__spin_turn();
         return 0;
     }
     if (!w->armed) {

@@ -51,6 +51,14 @@ SUBITER__HIDDEN int subiter__ms_left(int64_t deadline_ns);
 /* One turn of a spin-wait: a pause instruction. Never sched_yield(): with
  * CPU hogs beside it, that gives away whole time slices. */
 SUBITER__HIDDEN void subiter__spin(unsigned n);
+/* One turn of the handle's and the worker's spin: pause instructions for
+ * about SUBITER__SPIN_TURN_NS (a pause takes 3 to 45 ns, by CPU: the count
+ * is measured once per process), after which the caller looks again.
+ * Looking more often slowed the side being waited for: a parent that read
+ * the record the worker was writing every 20 ns held 4 KiB items to half
+ * the speed of one that read it every microsecond. */
+#define SUBITER__SPIN_TURN_NS 1000
+SUBITER__HIDDEN void subiter__spin_turn(void);
 
 /* Register this process for the sleepers' membarrier (above). Returns
  * whether it is (once per process; a worker asks again, since what it
