@@ -284,14 +284,6 @@ void subiter__worker_wait(struct subiter__shm *shm, struct subiter__wait *w)
     w->armed = false;
 }
 
-void subiter__worker_wait_end(struct subiter__shm *shm, struct subiter__wait *w)
-{
-    if (w->armed) {
-        subiter__sleep_disarm(&shm->child_sleeping);
-        w->armed = false;
-    }
-}
-
 /* ---- the parent waits ---- */
 
 int subiter__poll(struct pollfd *fds, unsigned nfds, int64_t deadline_ns,
@@ -375,12 +367,4 @@ int subiter__parent_wait(struct subiter__shm *shm, struct subiter__wait *w,
     /* A poll() failure other than EINTR cannot be waited out: treat the
      * worker as gone, as the old code did. */
     return r == 1 ? 0 : -ECHILD;
-}
-
-void subiter__parent_wait_end(struct subiter__shm *shm, struct subiter__wait *w)
-{
-    if (w->armed) {
-        subiter__sleep_disarm(&shm->parent_sleeping);
-        w->armed = false;
-    }
 }

@@ -109,8 +109,15 @@ struct subiter__wait {
  */
 SUBITER__HIDDEN void subiter__worker_wait(struct subiter__shm *shm,
                                           struct subiter__wait *w);
-SUBITER__HIDDEN void subiter__worker_wait_end(struct subiter__shm *shm,
-                                              struct subiter__wait *w);
+static inline void subiter__worker_wait_end(struct subiter__shm *shm,
+                                            struct subiter__wait *w)
+{
+    /* Inline: most waits end before they began (room at once). */
+    if (w->armed) {
+        subiter__sleep_disarm(&shm->child_sleeping);
+        w->armed = false;
+    }
+}
 
 /*
  * Parent: one step of waiting for one worker: spin (only while the worker
@@ -125,8 +132,14 @@ SUBITER__HIDDEN int subiter__parent_wait(struct subiter__shm *shm,
                                          struct subiter__wait *w, int efd,
                                          struct subiter__proc *proc,
                                          int64_t deadline_ns);
-SUBITER__HIDDEN void subiter__parent_wait_end(struct subiter__shm *shm,
-                                              struct subiter__wait *w);
+static inline void subiter__parent_wait_end(struct subiter__shm *shm,
+                                            struct subiter__wait *w)
+{
+    if (w->armed) {
+        subiter__sleep_disarm(&shm->parent_sleeping);
+        w->armed = false;
+    }
+}
 
 /*
  * Parent: sleep in one poll() over `fds` until one fires or deadline_ns

@@ -17,8 +17,8 @@
  * seq is 0 for items, which proto3 leaves out. With the 8-byte record
  * header, item data starts 16 bytes into its record: 8-byte aligned.
  */
-#define TAG_CODE 0x08u
-#define TAG_ITEM 0x1au
+#define TAG_CODE SUBITER__TAG_CODE
+#define TAG_ITEM SUBITER__TAG_ITEM
 
 _Static_assert((int)STATUS__CODE__ITERATOR_SUCCESS == (int)SUBITER__ITEM,
                "fast frame code");
@@ -28,44 +28,7 @@ _Static_assert((int)STATUS__CODE__UNEXPECTED_CMD_RECEIVED ==
 _Static_assert((int)COMMAND__CMD__ABORT == (int)SUBITER__CMD_ABORT,
                "command codes match the proto");
 _Static_assert(TAG_CODE == 0x08 && SUBITER__ITEM == 5 && TAG_ITEM == 0x1a,
-               "the fast prefix's constant bytes (item_prefix())");
-
-/* The fast frame's prefix for an item of `len` bytes, as the word it is in
- * memory: the item's length is a varint padded to five bytes, so the
- * prefix has one form per length, and a frame is a fast one exactly when
- * its first eight bytes are this word. */
-static uint64_t item_prefix(uint32_t v)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    /* The bytes below, as one word: no array on the stack per item. */
-    return 0x00808080801a0508ull | (uint64_t)(v & 0x7fu) << 24 |
-           (uint64_t)((v >> 7) & 0x7fu) << 32 |
-           (uint64_t)((v >> 14) & 0x7fu) << 40 |
-           (uint64_t)((v >> 21) & 0x7fu) << 48 | (uint64_t)(v >> 28) << 56;
-#else
-    const unsigned char p[SUBITER__ITEM_PREFIX] = {
-        TAG_CODE,
-        SUBITER__ITEM,
-        TAG_ITEM,
-        (unsigned char)(0x80u | (v & 0x7fu)),
-        (unsigned char)(0x80u | ((v >> 7) & 0x7fu)),
-        (unsigned char)(0x80u | ((v >> 14) & 0x7fu)),
-        (unsigned char)(0x80u | ((v >> 21) & 0x7fu)),
-        (unsigned char)((v >> 28) & 0x0fu),
-    };
-    uint64_t w;
-
-    memcpy(&w, p, sizeof w);
-    return w;
-#endif
-}
-
-void subiter__wire_item_prefix(unsigned char *frame, size_t len)
-{
-    uint64_t w = item_prefix((uint32_t)len);
-
-    memcpy(frame, &w, sizeof w);
-}
+               "the fast prefix's constant bytes (wire.h)");
 
 /* allocator_data, when set, is a flag raised on allocation failure: it is
  * how a decode tells -ENOMEM from bad bytes. */
@@ -216,7 +179,8 @@ int subiter__wire_status_decode(const unsigned char *frame, size_t len,
         len - SUBITER__ITEM_PREFIX <= UINT32_MAX) {
         /* One read of the shared bytes; only the copy is compared. */
         memcpy(&prefix, frame, sizeof prefix);
-        if (prefix == item_prefix((uint32_t)(len - SUBITER__ITEM_PREFIX))) {
+        if (prefix ==
+            subiter__wire_item_word((uint32_t)(len - SUBITER__ITEM_PREFIX))) {
             st->code = SUBITER__ITEM;
             st->seq = 0;
             st->item = frame + SUBITER__ITEM_PREFIX;

@@ -5,6 +5,8 @@
 #ifndef SUBITER_WIRE_H
 #define SUBITER_WIRE_H
 
+#include <string.h>
+
 /* Bytes of the fast item frame before the item's data. */
 #define SUBITER__ITEM_PREFIX 8u
 
@@ -52,9 +54,48 @@ struct subiter__command {
     void *owned;
 };
 
+/* The fast frame's first bytes: field 1 (code) and field 3 (item). */
+#define SUBITER__TAG_CODE 0x08u
+#define SUBITER__TAG_ITEM 0x1au
+
+/* The fast frame's prefix for an item of `len` bytes, as the word it is in
+ * memory: the item's length is a varint padded to five bytes, so the
+ * prefix has one form per length, and a frame is a fast one exactly when
+ * its first eight bytes are this word. Inline: both sides compute it per
+ * item. */
+static inline uint64_t subiter__wire_item_word(uint32_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* The bytes below, as one word: no array on the stack per item. */
+    return 0x00808080801a0508ull | (uint64_t)(v & 0x7fu) << 24 |
+           (uint64_t)((v >> 7) & 0x7fu) << 32 |
+           (uint64_t)((v >> 14) & 0x7fu) << 40 |
+           (uint64_t)((v >> 21) & 0x7fu) << 48 | (uint64_t)(v >> 28) << 56;
+#else
+    const unsigned char p[SUBITER__ITEM_PREFIX] = {
+        SUBITER__TAG_CODE,
+        SUBITER__ITEM,
+        SUBITER__TAG_ITEM,
+        (unsigned char)(0x80u | (v & 0x7fu)),
+        (unsigned char)(0x80u | ((v >> 7) & 0x7fu)),
+        (unsigned char)(0x80u | ((v >> 14) & 0x7fu)),
+        (unsigned char)(0x80u | ((v >> 21) & 0x7fu)),
+        (unsigned char)((v >> 28) & 0x0fu),
+    };
+    uint64_t w;
+
+    memcpy(&w, p, sizeof w);
+    return w;
+#endif
+}
+
 /* Fast item frame: write the prefix for an item of `len` bytes. */
-SUBITER__HIDDEN void subiter__wire_item_prefix(unsigned char *frame,
-                                               size_t len);
+static inline void subiter__wire_item_prefix(unsigned char *frame, size_t len)
+{
+    uint64_t w = subiter__wire_item_word((uint32_t)len);
+
+    memcpy(frame, &w, sizeof w);
+}
 /* Encoded size / encoding of a non-item status. */
 SUBITER__HIDDEN size_t subiter__wire_status_size(int code, uint64_t seq,
                                                  const char *message,
