@@ -294,6 +294,7 @@ static int read_status_wait(subiter *it, struct subiter__status *st,
     const unsigned char *frame;
     int r;
 
+    w.quick = it->answer_due;
     /* The inactivity bound counts from the first timed next that found
      * nothing (wait_since), else from now; the call's own deadline and
      * the stop's bound come on top. */
@@ -325,6 +326,7 @@ static int read_status_wait(subiter *it, struct subiter__status *st,
         }
         if (r == 1) {
             it->wait_since = 0;
+            it->answer_due = false;
             r = subiter__wire_status_decode(frame, *len, st);
             if (r == -EPROTO) {
                 return subiter__broke(it, "undecodable status");
@@ -379,6 +381,7 @@ int subiter__read_status(subiter *it, struct subiter__status *st, uint32_t *len,
         r = subiter__wire_status_decode(frame, *len, st);
         if (r != -EPROTO) {
             it->wait_since = 0;
+            it->answer_due = false;
             return r;
         }
     }
@@ -408,6 +411,7 @@ int subiter__push_command(subiter *it, int cmd, const void *input, size_t len)
     }
     subiter__ring_commit(&it->cmd, (uint32_t)n);
     subiter__wake(it);
+    it->answer_due = true;
     return 0;
 }
 
@@ -582,6 +586,7 @@ static subiter *new_handle(void)
         it->ev_efd = -1;
         it->ev_pidfd = -1;
         it->reg.memfd = -1;
+        it->answer_due = true; /* the worker's first status */
         subiter__set_state(it, ST_DEAD);
     }
     return it;

@@ -26,8 +26,10 @@ struct subiter {
     uint32_t consumed_pub; /* consumed, as last stored in the region */
     uint32_t batch;        /* items given back per publication, at most */
     uint32_t buffer_items;
-    bool need_wake; /* released room the worker may wait for */
-    bool holding;   /* an item view is out */
+    bool need_wake;  /* released room the worker may wait for */
+    bool answer_due; /* a command (or the start) and no status since: a
+                      * wait for its answer looks often (wait.h) */
+    bool holding;    /* an item view is out */
     uint32_t held_len;
     struct subiter__status held;
     struct subiter__oom oom;

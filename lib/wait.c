@@ -85,6 +85,18 @@ void subiter__spin_turn(void)
     }
 }
 
+/* One turn of a wait's spin: a pause when an answer is due soon, else
+ * about a microsecond (wait.h). */
+static void spin_once(struct subiter__wait *w)
+{
+    if (w->quick) {
+        subiter__spin(w->spins);
+    } else {
+        subiter__spin_turn();
+    }
+    w->spins++;
+}
+
 /* 1 + the CPU the caller runs on. sched_getcpu() reads it from the rseq
  * area or the vDSO: no syscall. */
 static uint32_t this_cpu(void)
@@ -128,7 +140,8 @@ static bool may_spin(struct subiter__wait *w, _Atomic uint32_t *mine,
         if (atomic_load_explicit(mine, memory_order_relaxed) != w->me) {
             atomic_store_explicit(mine, w->me, memory_order_relaxed);
         }
-    } else if (subiter__now_ns() >= w->spin_until) {
+    } else if ((!w->quick || (w->spins & 15) == 0) &&
+               subiter__now_ns() >= w->spin_until) {
         w->spins = SPUN;
         return false;
     }
@@ -265,8 +278,7 @@ void subiter__wake_parent(struct subiter__shm *shm, int efd)
 void subiter__worker_wait(struct subiter__shm *shm, struct subiter__wait *w)
 {
     if (!w->armed && may_spin(w, &shm->child_running, &shm->parent_running)) {
-        w->spins++;
-        subiter__spin_turn();
+        spin_once(w);
         return;
     }
     if (!w->armed) {
@@ -349,8 +361,7 @@ int subiter__parent_wait(struct subiter__shm *shm, struct subiter__wait *w,
     int r;
 
     if (!w->armed && may_spin(w, &shm->parent_running, &shm->child_running)) {
-        w->spins++;
-        subiter__spin_turn();
+        spin_once(w);
         return 0;
     }
     if (!w->armed) {

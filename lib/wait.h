@@ -56,7 +56,11 @@ SUBITER__HIDDEN void subiter__spin(unsigned n);
  * is measured once per process), after which the caller looks again.
  * Looking more often slowed the side being waited for: a parent that read
  * the record the worker was writing every 20 ns held 4 KiB items to half
- * the speed of one that read it every microsecond. */
+ * the speed of one that read it every microsecond. A wait for the answer
+ * to a command (the worker in Stand By, the parent after a command) is
+ * `quick`: it looks after every pause, since there the time to notice is
+ * the time of the round trip (a microsecond more per side than the 2 us
+ * of a 64-byte request and answer). */
 #define SUBITER__SPIN_TURN_NS 1000
 SUBITER__HIDDEN void subiter__spin_turn(void);
 
@@ -95,10 +99,11 @@ struct subiter__wait {
     uint32_t bell;      /* worker: the doorbell as read when it armed */
     uint32_t me;        /* 1 + the CPU this side runs on, at the first turn */
     int64_t spin_until; /* the end of the spin, on subiter__now_ns() */
+    bool quick;         /* the caller's: an answer is due soon (below) */
 };
 #define SUBITER__WAIT_INIT                                                     \
     {                                                                          \
-        0, false, 0, 0, 0                                                      \
+        0, false, 0, 0, 0, false                                               \
     }
 
 /*

@@ -391,6 +391,7 @@ static void stand_by(subiter_gen *g, subiter_iter_fn fn, void *arg)
     for (;;) {
         struct subiter__wait w = SUBITER__WAIT_INIT;
 
+        w.quick = true; /* the parent waits for what the command starts */
         while ((r = subiter__ring_peek(&g->cmd, &frame, &len)) == 0) {
             subiter__worker_wait(g->shm, &w);
         }
