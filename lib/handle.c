@@ -101,9 +101,9 @@ void subiter__wake(subiter *it)
 
 /* Has the worker half its buffer to fill again (half its items and half
  * the ring's bytes: either may be the bound)? Both from what it has
- * published: what we have read of the ring may be far
- * behind, and with the bytes as the bound it said "low" for a full ring,
- * waking the worker for every item. */
+ * published: what we have read of the ring may be far behind, and with
+ * the bytes as the bound it said "low" for a full ring, waking the worker
+ * for every item. */
 static bool backlog_low(subiter *it)
 {
     uint32_t published = atomic_load_explicit(&it->reg.shm->items_published,

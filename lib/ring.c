@@ -112,7 +112,8 @@ void subiter__ring_commit(struct subiter__ring *r, uint32_t frame_len)
 
 uint32_t subiter__ring_tail(const struct subiter__ring *r)
 {
-    return atomic_load_explicit(r->tail, memory_order_acquire);
+    /* relaxed, as it is stored: no record is read through it. */
+    return atomic_load_explicit(r->tail, memory_order_relaxed);
 }
 
 int subiter__ring_peek(struct subiter__ring *r, const unsigned char **frame,

@@ -17,9 +17,6 @@
  * seq is 0 for items, which proto3 leaves out. With the 8-byte record
  * header, item data starts 16 bytes into its record: 8-byte aligned.
  */
-#define TAG_CODE SUBITER__TAG_CODE
-#define TAG_ITEM SUBITER__TAG_ITEM
-
 _Static_assert((int)STATUS__CODE__ITERATOR_SUCCESS == (int)SUBITER__ITEM,
                "fast frame code");
 _Static_assert((int)STATUS__CODE__UNEXPECTED_CMD_RECEIVED ==
@@ -27,7 +24,8 @@ _Static_assert((int)STATUS__CODE__UNEXPECTED_CMD_RECEIVED ==
                "status codes match the proto");
 _Static_assert((int)COMMAND__CMD__ABORT == (int)SUBITER__CMD_ABORT,
                "command codes match the proto");
-_Static_assert(TAG_CODE == 0x08 && SUBITER__ITEM == 5 && TAG_ITEM == 0x1a,
+_Static_assert(SUBITER__TAG_CODE == 0x08 && SUBITER__ITEM == 5 &&
+                   SUBITER__TAG_ITEM == 0x1a,
                "the fast prefix's constant bytes (wire.h)");
 
 /* allocator_data, when set, is a flag raised on allocation failure: it is
