@@ -274,8 +274,8 @@ START_TEST(test_ends_death_in_stand_by)
 }
 END_TEST
 
-/* Corrupts the command ring's next record, then ends: the worker, back in Stand
- * By, exits with the library's status for it. */
+/* Corrupts the command ring's next record, then ends: the worker, back
+ * in Stand By, exits with the library's status for it. */
 static int gen_corrupts_commands(subiter_gen *g, void *arg)
 {
     (void)arg;

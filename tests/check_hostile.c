@@ -68,14 +68,11 @@ static struct raw raw_ring(struct subiter__shm *shm)
 static void put_record_at(struct raw *w, uint32_t off, uint32_t len,
                           uint32_t kind, const void *frame)
 {
-    uint32_t hdr[2] = {len, kind};
-    uint64_t word;
-
     if (frame != NULL) {
-        memcpy(w->data + off + sizeof hdr, frame, len);
+        memcpy(w->data + off + SUBITER__REC_HDR, frame, len);
     }
-    memcpy(&word, hdr, sizeof word);
-    atomic_store((_Atomic uint64_t *)(void *)(w->data + off), word);
+    atomic_store((_Atomic uint64_t *)(void *)(w->data + off),
+                 subiter__ring_hdr_word(len, kind));
 }
 
 /* The same where the worker's next record goes. */

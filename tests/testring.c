@@ -186,12 +186,11 @@ void tring_forge_bad_record(struct subiter__shm *shm, bool cmd)
     unsigned char *data = (unsigned char *)shm + shm->hdr_bytes;
     uint32_t size = cmd ? shm->cmd_bytes : shm->item_bytes;
     uint32_t at = atomic_load(cmd ? &shm->cmd_tail : &shm->item_tail);
-    uint32_t h[2] = {0, 7}; /* length 0, kind 7: no such kind */
-    uint64_t w;
 
     if (!cmd) {
         data += shm->cmd_bytes;
     }
-    memcpy(&w, h, sizeof w);
-    atomic_store((_Atomic uint64_t *)(void *)(data + (at & (size - 1))), w);
+    /* Length 0, kind 7: no such kind. */
+    atomic_store((_Atomic uint64_t *)(void *)(data + (at & (size - 1))),
+                 subiter__ring_hdr_word(0, 7));
 }
