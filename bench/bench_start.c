@@ -97,46 +97,44 @@ static int spawn_true(void)
     return waitpid(pid, NULL, 0) == pid ? 0 : -1;
 }
 
-/* Median of reps runs of one kind (0..2 a start method, 3 fork, 4 spawn). */
-static double measure(int kind, int reps, double *v)
+/* One run of one kind (0..2 a start method, 3 fork, 4 spawn): its
+ * microseconds, or -1 on an error. */
+static double run_once(int kind)
 {
-    int i;
+    double t0 = now_us();
+    int r = kind < 3 ? open_first_close(kind)
+                     : (kind == 3 ? fork_wait() : spawn_true());
 
-    for (i = 0; i < reps; i++) {
-        double t0 = now_us();
-        int r = kind < 3 ? open_first_close(kind)
-                         : (kind == 3 ? fork_wait() : spawn_true());
-
-        if (r != 0) {
-            return -1;
-        }
-        v[i] = now_us() - t0;
-    }
-    return median(v, reps);
+    return r == 0 ? now_us() - t0 : -1;
 }
-
 int main(int argc, char **argv)
 {
     static const char *names[] = {"fork", "forkserver", "spawn", "fork_waitpid",
                                   "posix_spawn_true"};
     int reps = argc > 1 ? atoi(argv[1]) : 200;
     double med[5], *v;
-    int k;
+    int i, k;
 
     if (reps < 1 || subiter_forkserver_start() != 0) {
         return 1;
     }
-    v = malloc((size_t)reps * sizeof *v);
+    v = malloc(5 * (size_t)reps * sizeof *v);
     if (v == NULL) {
         return 1;
     }
-    /* Interleaved in rounds, so that a noisy neighbour hits all alike. */
-    for (k = 0; k < 5; k++) {
-        med[k] = measure(k, reps, v);
-        if (med[k] < 0) {
-            free(v);
-            return 1;
+    /* Interleaved, one run of each kind in turn, so that a noisy
+     * neighbour or a frequency change hits all kinds alike. */
+    for (i = 0; i < reps; i++) {
+        for (k = 0; k < 5; k++) {
+            v[k * reps + i] = run_once(k);
+            if (v[k * reps + i] < 0) {
+                free(v);
+                return 1;
+            }
         }
+    }
+    for (k = 0; k < 5; k++) {
+        med[k] = median(v + k * reps, reps);
         printf("bench=start method=%s reps=%d us_med=%.1f\n", names[k], reps,
                med[k]);
     }
