@@ -74,24 +74,6 @@ void subiter__publish(subiter *it)
     }
 }
 
-/*
- * The room read is given back in batches: an index stored per item pulled
- * the line over to the worker and back for every item (with a full ring,
- * the worker re-read it for every record). A batch is at most a quarter
- * of buffer_items (up to 32 items) or an eighth of the ring's bytes; the
- * rest goes back whenever the worker sleeps (subiter__wake_if_low(), per
- * item) and before the parent sleeps (subiter__wake()).
- */
-void subiter__give_room(subiter *it, uint32_t len)
-{
-    subiter__ring_release(&it->items, len);
-    it->need_wake = true;
-    if (it->consumed - it->consumed_pub >= it->batch ||
-        subiter__ring_unpublished(&it->items) >= it->items.size / 8) {
-        subiter__publish(it);
-    }
-}
-
 void subiter__wake(subiter *it)
 {
     subiter__publish(it);
@@ -123,16 +105,13 @@ static bool backlog_low(subiter *it)
  * each other. The unfenced look may miss a worker that just went to
  * sleep; that same fenced look catches it.
  */
-void subiter__wake_if_low(subiter *it)
+void subiter__wake_low(subiter *it)
 {
-    if (it->need_wake && atomic_load_explicit(&it->reg.shm->child_sleeping,
-                                              memory_order_relaxed)) {
-        /* It waits: all the room there is, at once, so that it finds it
-         * when it wakes, whoever wakes it. */
-        subiter__publish(it);
-        if (backlog_low(it)) {
-            subiter__wake(it);
-        }
+    /* It waits: all the room there is, at once, so that it finds it when
+     * it wakes, whoever wakes it. */
+    subiter__publish(it);
+    if (backlog_low(it)) {
+        subiter__wake(it);
     }
 }
 
@@ -710,11 +689,7 @@ int subiter__open_async(subiter **out, subiter_iter_fn fn, void *arg,
 
 void subiter__give_back(subiter *it, bool wake)
 {
-    if (it->holding) {
-        subiter__status_free(&it->held);
-        subiter__give_room(it, it->held_len);
-        it->holding = false;
-    }
+    subiter__give_back_held(it);
     if (wake && it->reg.shm != NULL && it->state != ST_DEAD) {
         subiter__wake_if_low(it);
     }

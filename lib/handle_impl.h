@@ -30,6 +30,7 @@ struct subiter {
     bool answer_due; /* a command (or the start) and no status since: a
                       * wait for its answer looks often (wait.h) */
     bool holding;    /* an item view is out */
+    struct subiter__item_word word; /* the last item's prefix */
     uint32_t held_len;
     struct subiter__status held;
     struct subiter__oom oom;
@@ -62,12 +63,47 @@ SUBITER__HIDDEN int subiter__fail(subiter *it, int code, const char *fmt, ...)
 /* Give the worker the room and the items it may not know of yet: our
  * ring index and items_consumed, which are stored in batches. */
 SUBITER__HIDDEN void subiter__publish(subiter *it);
-/* Release a record of `len` bytes that was read; publishes every batch. */
-SUBITER__HIDDEN void subiter__give_room(subiter *it, uint32_t len);
+/*
+ * Release a record of `len` bytes that was read. The room read is given
+ * back in batches: an index stored per item pulled the line over to the
+ * worker and back for every item (with a full ring, the worker re-read it
+ * for every record). A batch is at most a quarter of buffer_items (up to
+ * 32 items) or an eighth of the ring's bytes; the rest goes back whenever
+ * the worker sleeps (subiter__wake_if_low(), per item) and before the
+ * parent sleeps (subiter__wake()). Inline, as what follows: per item.
+ */
+static inline void subiter__give_room(subiter *it, uint32_t len)
+{
+    subiter__ring_release(&it->items, len);
+    it->need_wake = true;
+    if (it->consumed - it->consumed_pub >= it->batch ||
+        subiter__ring_unpublished(&it->items) >= it->items.size / 8) {
+        subiter__publish(it);
+    }
+}
+/* Give back the item view that is out, if one is. */
+static inline void subiter__give_back_held(subiter *it)
+{
+    if (it->holding) {
+        if (it->held.owned != NULL) {
+            subiter__status_free(&it->held);
+        }
+        subiter__give_room(it, it->held_len);
+        it->holding = false;
+    }
+}
 /* Publish, and wake the worker (if it sleeps) now. */
 SUBITER__HIDDEN void subiter__wake(subiter *it);
-/* Wake it if it sleeps and has half its buffer to fill again. */
-SUBITER__HIDDEN void subiter__wake_if_low(subiter *it);
+/* Wake it if it sleeps and has half its buffer to fill again: the look
+ * here, the rest in subiter__wake_low() (handle.c). */
+SUBITER__HIDDEN void subiter__wake_low(subiter *it);
+static inline void subiter__wake_if_low(subiter *it)
+{
+    if (it->need_wake && atomic_load_explicit(&it->reg.shm->child_sleeping,
+                                              memory_order_relaxed)) {
+        subiter__wake_low(it);
+    }
+}
 /* The worker broke the protocol (`what`): kill it, dead with EPROTO. */
 SUBITER__HIDDEN int subiter__broke(subiter *it, const char *what);
 /*

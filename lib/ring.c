@@ -49,27 +49,6 @@ static bool has_room(struct subiter__ring *r, uint32_t n)
     return r->pos - r->cached + n <= r->size;
 }
 
-/* Publish the record of `rec` bytes at pos: "not yet" where the next
- * header goes, then this header, which makes the record and that word
- * visible together. */
-static void put_record(struct subiter__ring *r, uint32_t len, uint32_t kind,
-                       uint32_t rec)
-{
-    _Atomic uint64_t *hdr = subiter__ring_hdr_at(r, r->pos);
-
-    atomic_store_explicit(subiter__ring_hdr_at(r, r->pos + rec),
-                          subiter__ring_hdr_word(0, SUBITER__REC_NONE),
-                          memory_order_relaxed);
-    /* release: publishes the frame's bytes and the word above; pairs with
-     * the acquire in subiter__ring_load_hdr(). */
-    atomic_store_explicit(hdr, subiter__ring_hdr_word(len, kind),
-                          memory_order_release);
-    r->pos += rec;
-    /* For estimates only (ring.h); relaxed: nobody reads the records
-     * through it. */
-    atomic_store_explicit(r->tail, r->pos, memory_order_relaxed);
-}
-
 int subiter__ring_reserve(struct subiter__ring *r, size_t frame_len,
                           void **frame)
 {
@@ -92,7 +71,7 @@ int subiter__ring_reserve(struct subiter__ring *r, size_t frame_len,
         if (!has_room(r, to_end)) {
             return -EAGAIN;
         }
-        put_record(r, 0, SUBITER__REC_PAD, to_end);
+        subiter__ring_put(r, 0, SUBITER__REC_PAD, to_end);
         off = 0;
     }
     if (!has_room(r, rec)) {
@@ -100,14 +79,6 @@ int subiter__ring_reserve(struct subiter__ring *r, size_t frame_len,
     }
     *frame = r->data + off + SUBITER__REC_HDR;
     return 0;
-}
-
-void subiter__ring_commit(struct subiter__ring *r, uint32_t frame_len)
-{
-    uint32_t rec = (uint32_t)subiter__ring_rec_bytes(frame_len);
-
-    assert(rec <= r->size - (r->pos & r->mask));
-    put_record(r, frame_len, SUBITER__REC_FRAME, rec);
 }
 
 uint32_t subiter__ring_tail(const struct subiter__ring *r)

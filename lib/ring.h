@@ -91,6 +91,48 @@ SUBITER__HIDDEN void subiter__ring_init(struct subiter__ring *r,
                                         _Atomic uint32_t *tail, void *data,
                                         uint32_t size, bool producer);
 
+/* Producer: publish the record of `rec` bytes at pos: "not yet" where the
+ * next header goes, then this header, which makes the record and that
+ * word visible together. */
+static inline void subiter__ring_put(struct subiter__ring *r, uint32_t len,
+                                     uint32_t kind, uint32_t rec)
+{
+    _Atomic uint64_t *hdr = subiter__ring_hdr_at(r, r->pos);
+
+    atomic_store_explicit(subiter__ring_hdr_at(r, r->pos + rec),
+                          subiter__ring_hdr_word(0, SUBITER__REC_NONE),
+                          memory_order_relaxed);
+    /* release: publishes the frame's bytes and the word above; pairs with
+     * the acquire in subiter__ring_load_hdr(). */
+    atomic_store_explicit(hdr, subiter__ring_hdr_word(len, kind),
+                          memory_order_release);
+    r->pos += rec;
+    /* For estimates only (above); relaxed: nobody reads the records
+     * through it. */
+    atomic_store_explicit(r->tail, r->pos, memory_order_relaxed);
+}
+
+/* Producer: the common reservation, inline: room for a frame of
+ * `frame_len` bytes before the end of the ring, as far as the consumer's
+ * index last read says. NULL when subiter__ring_reserve() must decide
+ * (padding to publish, the consumer's index to read again, too big). */
+static inline void *subiter__ring_reserve_fast(struct subiter__ring *r,
+                                               size_t frame_len)
+{
+    uint32_t off = r->pos & r->mask, rec;
+
+    if (frame_len > r->size) {
+        return NULL;
+    }
+    rec = (uint32_t)subiter__ring_rec_bytes(frame_len);
+    /* The record and the next header, as in has_room() (ring.c). */
+    if (rec > r->size - off ||
+        r->pos - r->cached + rec + SUBITER__REC_HDR > r->size) {
+        return NULL;
+    }
+    return r->data + off + SUBITER__REC_HDR;
+}
+
 /*
  * Producer: room for a record whose frame is `frame_len` bytes. Returns 0
  * and *frame (where to write it), -EAGAIN when the ring is too full (wait
@@ -100,8 +142,14 @@ SUBITER__HIDDEN void subiter__ring_init(struct subiter__ring *r,
 SUBITER__HIDDEN int subiter__ring_reserve(struct subiter__ring *r,
                                           size_t frame_len, void **frame);
 /* Producer: publish the reserved record with its final frame length. */
-SUBITER__HIDDEN void subiter__ring_commit(struct subiter__ring *r,
-                                          uint32_t frame_len);
+static inline void subiter__ring_commit(struct subiter__ring *r,
+                                        uint32_t frame_len)
+{
+    uint32_t rec = (uint32_t)subiter__ring_rec_bytes(frame_len);
+
+    assert(rec <= r->size - (r->pos & r->mask));
+    subiter__ring_put(r, frame_len, SUBITER__REC_FRAME, rec);
+}
 /* The largest frame a record may carry in this ring. */
 static inline size_t subiter__ring_max_frame(const struct subiter__ring *r)
 {
@@ -118,6 +166,28 @@ static inline size_t subiter__ring_max_frame(const struct subiter__ring *r)
 SUBITER__HIDDEN int subiter__ring_peek(struct subiter__ring *r,
                                        const unsigned char **frame,
                                        uint32_t *len);
+/* Consumer: the common peek, inline: the record at our index when it is a
+ * whole frame inside the ring (*len its length); NULL for anything else
+ * (nothing yet, padding, a bad header), which subiter__ring_peek() then
+ * reads and judges. Accepts exactly the frames that it accepts. */
+static inline const unsigned char *
+subiter__ring_peek_fast(const struct subiter__ring *r, uint32_t *len)
+{
+    uint32_t off = r->pos & r->mask, flen, kind;
+
+    if ((off & 7u) != 0) {
+        return NULL;
+    }
+    subiter__ring_load_hdr(r, &flen, &kind);
+    /* As in subiter__ring_peek(): inside the ring, short of a lap. */
+    if (kind != SUBITER__REC_FRAME ||
+        subiter__ring_rec_bytes(flen) > r->size - off ||
+        subiter__ring_rec_bytes(flen) > r->size - SUBITER__REC_HDR) {
+        return NULL;
+    }
+    *len = flen;
+    return r->data + off + SUBITER__REC_HDR;
+}
 /* Consumer: release the record returned by the last peek. The room goes
  * back to the producer only at the next subiter__ring_publish(), so that
  * a consumer may give it back in batches. */

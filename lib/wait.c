@@ -198,7 +198,7 @@ void subiter__sleep_flag(_Atomic uint32_t *flag)
 void subiter__sleep_barrier(void)
 {
     /* Orders the flag stores before the caller's last look at the ring;
-     * pairs with the fence in wake_if_armed() on the other side. A
+     * pairs with the fence in subiter__wake_if_armed() on the other side. A
      * registered side told the other so (shm.h), which then wakes with a
      * compiler barrier only. The kernel refuses GLOBAL_EXPEDITED only to
      * a process it does not know as registered, so the fence below is
@@ -222,30 +222,17 @@ void subiter__sleep_disarm(_Atomic uint32_t *flag)
     atomic_store_explicit(running_of(flag), this_cpu(), memory_order_relaxed);
 }
 
-/* Is the other side armed? Clears its flag when it is, so that it is woken
- * once per sleep. `their_barrier` is whether the sleeper said it arms
- * with membarrier. */
-static bool wake_if_armed(_Atomic uint32_t *flag, uint32_t their_barrier)
+bool subiter__wake_unfenced(uint32_t their_barrier)
 {
-    /* Orders the caller's stores (what it published) before the
-     * load of the flag; pairs with subiter__sleep_barrier() on the other
-     * side. When that is a membarrier, which reaches this CPU because
-     * this process is registered, the compiler must still not move the
-     * load above the stores. */
-    if (their_barrier != 0 && registered()) {
-        atomic_signal_fence(memory_order_seq_cst);
-    } else {
-        atomic_thread_fence(memory_order_seq_cst);
-    }
-    return atomic_load_explicit(flag, memory_order_relaxed) &&
-           atomic_exchange_explicit(flag, 0, memory_order_relaxed);
+    return their_barrier != 0 && registered();
 }
 
 void subiter__wake_worker(struct subiter__shm *shm)
 {
-    if (wake_if_armed(
+    if (subiter__wake_if_armed(
             &shm->child_sleeping,
-            atomic_load_explicit(&shm->worker_barrier, memory_order_relaxed))) {
+            subiter__wake_unfenced(atomic_load_explicit(
+                &shm->worker_barrier, memory_order_relaxed)))) {
         atomic_fetch_add_explicit(&shm->child_bell, 1, memory_order_relaxed);
         /* Not FUTEX_PRIVATE_FLAG: the sleeper is another process. */
         (void)syscall(SYS_futex, &shm->child_bell, FUTEX_WAKE, 1, NULL, NULL,
@@ -253,23 +240,11 @@ void subiter__wake_worker(struct subiter__shm *shm)
     }
 }
 
-bool subiter__parent_armed(struct subiter__shm *shm)
-{
-    return wake_if_armed(&shm->parent_sleeping, shm->parent_barrier);
-}
-
 void subiter__ring_parent(int efd)
 {
     uint64_t one = 1;
 
     while (write(efd, &one, sizeof one) < 0 && errno == EINTR) {
-    }
-}
-
-void subiter__wake_parent(struct subiter__shm *shm, int efd)
-{
-    if (subiter__parent_armed(shm)) {
-        subiter__ring_parent(efd);
     }
 }
 

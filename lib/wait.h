@@ -83,13 +83,30 @@ SUBITER__HIDDEN void subiter__sleep_flag(_Atomic uint32_t *flag);
 SUBITER__HIDDEN void subiter__sleep_barrier(void);
 SUBITER__HIDDEN void subiter__sleep_disarm(_Atomic uint32_t *flag);
 
-/* The wakers: after publishing, wake the other side if it is armed. */
+/* The waker's look: is the other side armed? Clears its flag when it is,
+ * so that it is woken once per sleep. `unfenced`: the sleeper arms with
+ * membarrier and this process is registered (subiter__wake_unfenced()),
+ * so that its barrier reaches this CPU and a compiler barrier is enough
+ * here; otherwise a full fence. Inline: a worker looks once per item. */
+static inline bool subiter__wake_if_armed(_Atomic uint32_t *flag, bool unfenced)
+{
+    /* Orders the caller's stores (what it published) before the load of
+     * the flag; pairs with subiter__sleep_barrier() on the other side. */
+    if (unfenced) {
+        atomic_signal_fence(memory_order_seq_cst);
+    } else {
+        atomic_thread_fence(memory_order_seq_cst);
+    }
+    return atomic_load_explicit(flag, memory_order_relaxed) &&
+           atomic_exchange_explicit(flag, 0, memory_order_relaxed);
+}
+/* `unfenced` above for waking a side that said `their_barrier` (shm.h). */
+SUBITER__HIDDEN bool subiter__wake_unfenced(uint32_t their_barrier);
+
+/* The wakers, after publishing: the parent wakes the worker if it is
+ * armed; the worker rings the parent's eventfd once it found the parent
+ * armed (subiter__wake_if_armed()) and its eventfd still its own. */
 SUBITER__HIDDEN void subiter__wake_worker(struct subiter__shm *shm);
-SUBITER__HIDDEN void subiter__wake_parent(struct subiter__shm *shm, int efd);
-/* subiter__wake_parent() in two steps, for a worker that looks at its
- * eventfd before it writes to it: is the parent armed (its flag is then
- * cleared: the caller must ring or leave), and ring. */
-SUBITER__HIDDEN bool subiter__parent_armed(struct subiter__shm *shm);
 SUBITER__HIDDEN void subiter__ring_parent(int efd);
 
 /* Where one wait of one side is: spinning, armed, asleep. */

@@ -171,23 +171,11 @@ static int decode_slow(const unsigned char *frame, size_t len,
 int subiter__wire_status_decode(const unsigned char *frame, size_t len,
                                 struct subiter__status *st)
 {
-    uint64_t prefix;
+    struct subiter__item_word none = {0, 0};
 
-    if (len >= SUBITER__ITEM_PREFIX &&
-        len - SUBITER__ITEM_PREFIX <= UINT32_MAX) {
-        /* One read of the shared bytes; only the copy is compared. */
-        memcpy(&prefix, frame, sizeof prefix);
-        if (prefix ==
-            subiter__wire_item_word((uint32_t)(len - SUBITER__ITEM_PREFIX))) {
-            st->code = SUBITER__ITEM;
-            st->seq = 0;
-            st->item = frame + SUBITER__ITEM_PREFIX;
-            st->item_len = len - SUBITER__ITEM_PREFIX;
-            st->message = "";
-            st->errnum = 0;
-            st->owned = NULL;
-            return 0;
-        }
+    if (subiter__wire_is_item(&none, frame, len)) {
+        subiter__wire_item_status(st, frame, len);
+        return 0;
     }
     return decode_slow(frame, len, st);
 }

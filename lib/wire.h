@@ -89,10 +89,61 @@ static inline uint64_t subiter__wire_item_word(uint32_t v)
 #endif
 }
 
-/* Fast item frame: write the prefix for an item of `len` bytes. */
-static inline void subiter__wire_item_prefix(unsigned char *frame, size_t len)
+/* The last prefix word made, for items of one size (the common stream):
+ * made once, not per item. Zeroed: empty (no prefix word is 0). */
+struct subiter__item_word {
+    uint32_t len;
+    uint64_t word;
+};
+
+static inline uint64_t subiter__wire_item_word_of(struct subiter__item_word *c,
+                                                  uint32_t len)
 {
-    uint64_t w = subiter__wire_item_word((uint32_t)len);
+    if (c->word == 0 || c->len != len) {
+        c->len = len;
+        c->word = subiter__wire_item_word(len);
+    }
+    return c->word;
+}
+
+/* Is the frame of `len` bytes a fast item frame (its first eight bytes
+ * are the prefix for its length)? One read of the shared bytes; only the
+ * copy is compared. Inline: the parent asks per item. `c` as above. */
+static inline bool subiter__wire_is_item(struct subiter__item_word *c,
+                                         const unsigned char *frame, size_t len)
+{
+    uint64_t prefix;
+
+    if (len < SUBITER__ITEM_PREFIX || len - SUBITER__ITEM_PREFIX > UINT32_MAX) {
+        return false;
+    }
+    memcpy(&prefix, frame, sizeof prefix);
+    return prefix == subiter__wire_item_word_of(
+                         c, (uint32_t)(len - SUBITER__ITEM_PREFIX));
+}
+
+/* The status of a fast item frame of `len` bytes (subiter__wire_is_item()
+ * said it is one), viewed in place. */
+static inline void subiter__wire_item_status(struct subiter__status *st,
+                                             const unsigned char *frame,
+                                             size_t len)
+{
+    st->code = SUBITER__ITEM;
+    st->seq = 0;
+    st->item = frame + SUBITER__ITEM_PREFIX;
+    st->item_len = len - SUBITER__ITEM_PREFIX;
+    st->message = "";
+    st->errnum = 0;
+    st->owned = NULL;
+}
+
+/* Fast item frame: write the prefix for an item of `len` bytes (`c`: the
+ * last one made, or NULL). */
+static inline void subiter__wire_item_prefix(struct subiter__item_word *c,
+                                             unsigned char *frame, size_t len)
+{
+    uint64_t w = c != NULL ? subiter__wire_item_word_of(c, (uint32_t)len)
+                           : subiter__wire_item_word((uint32_t)len);
 
     memcpy(frame, &w, sizeof w);
 }

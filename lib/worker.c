@@ -30,6 +30,8 @@ struct subiter_gen {
     bool efd_lost; /* efd no longer is the parent's eventfd */
     dev_t efd_dev; /* its identity, recorded at start */
     ino_t efd_ino;
+    bool parent_unfenced;           /* wait.h: subiter__wake_unfenced() */
+    struct subiter__item_word word; /* the last item's prefix */
     uint32_t buffer_items;
     uint32_t published;
     uint32_t consumed; /* the parent's items_consumed, as last read */
@@ -121,7 +123,9 @@ static void wake_parent(subiter_gen *g)
 {
     /* Without the eventfd the parent is not woken: it sees the worker's
      * exit instead, which follows soon (send_status(), iterate()). */
-    if (!g->efd_lost && subiter__parent_armed(g->shm) && efd_ours(g)) {
+    if (!g->efd_lost &&
+        subiter__wake_if_armed(&g->shm->parent_sleeping, g->parent_unfenced) &&
+        efd_ours(g)) {
         subiter__ring_parent(g->efd);
     }
 }
@@ -244,7 +248,7 @@ static void send_status(subiter_gen *g, int code, const char *msg, int errnum)
 
 static void commit_item(subiter_gen *g, unsigned char *frame, size_t len)
 {
-    subiter__wire_item_prefix(frame, len);
+    subiter__wire_item_prefix(&g->word, frame, len);
     subiter__ring_commit(&g->items, (uint32_t)(SUBITER__ITEM_PREFIX + len));
     /* reserve() waited until this item was below the bound. */
     assert(g->published - g->consumed < g->buffer_items);
@@ -450,6 +454,7 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     /* Before the worker first wakes or sleeps (wait.h): what a forked
      * worker inherited does not say whether the kernel counts it. */
     barrier = subiter__barrier_init(true);
+    g.parent_unfenced = subiter__wake_unfenced(g.shm->parent_barrier);
     /* Before any user code: from here on the parent knows whether this
      * worker lives without trusting its pid number. Without the lock it
      * asks /proc instead. */
@@ -588,11 +593,33 @@ static int discard(subiter_gen *g)
     return 0;
 }
 
+/* The common item, inline and without a call per check: in an
+ * iteration, no reservation open, nothing to discard, no command waiting,
+ * below the item bound and room in the ring as last seen. The frame to
+ * write, or NULL: then item_reserve() and the checks before it decide
+ * (and report). */
+static inline unsigned char *fast_reserve(subiter_gen *g, size_t len)
+{
+    if (g == NULL || g->magic != GEN_MAGIC || g->phase != PHASE_ITER ||
+        len > g->items.size || /* no wrap in the sum below */
+        g->reserved != NULL || g->skip > 0 || g->efd_lost || g->stop ||
+        g->abort || g->published - g->consumed >= g->buffer_items ||
+        subiter__ring_pending(&g->cmd)) {
+        return NULL;
+    }
+    return subiter__ring_reserve_fast(&g->items, SUBITER__ITEM_PREFIX + len);
+}
+
 int subiter_yield(subiter_gen *g, const void *data, size_t len)
 {
     unsigned char *frame;
     int r;
 
+    if (data != NULL && (frame = fast_reserve(g, len)) != NULL) {
+        memcpy(frame + SUBITER__ITEM_PREFIX, data, len);
+        commit_item(g, frame, len);
+        return 0;
+    }
     r = check_iteration(g, "subiter_yield");
     if (r < 0) {
         return r;

@@ -288,7 +288,7 @@ static void check_item_frame(uint64_t *rs, size_t len)
 
     frame = malloc(SUBITER__ITEM_PREFIX + len);
     REQUIRE(frame != NULL);
-    subiter__wire_item_prefix(frame, len);
+    subiter__wire_item_prefix(NULL, frame, len);
     rnd_bytes(rs, frame + SUBITER__ITEM_PREFIX, len);
 
     s = status__unpack(NULL, SUBITER__ITEM_PREFIX + len, frame);
@@ -351,7 +351,7 @@ START_TEST(test_wire_item_prefix_encodes_length)
 
     for (i = 0; i < NELEM(lens); i++) {
         memset(p, 0xee, sizeof p);
-        subiter__wire_item_prefix(p, lens[i]);
+        subiter__wire_item_prefix(NULL, p, lens[i]);
         ck_assert_uint_eq(p[0], 0x08); /* field 1, varint */
         ck_assert_uint_eq(p[1], STATUS__CODE__ITERATOR_SUCCESS);
         ck_assert_uint_eq(p[2], 0x1a); /* field 3, length-delimited */
@@ -362,6 +362,34 @@ START_TEST(test_wire_item_prefix_encodes_length)
             ck_assert_uint_eq(p[3 + b] >> 7, b < 4);
         }
         ck_assert_uint_eq(v, lens[i]);
+    }
+}
+END_TEST
+
+/* The last prefix kept for items of one size: the same bytes as one made
+ * afresh, whatever the sizes before; a frame is an item for the cache
+ * exactly when its prefix is its length's. */
+START_TEST(test_wire_item_word_cache)
+{
+    static const uint32_t lens[] = {64,  64,  0,   0, 1,          64,
+                                    127, 128, 128, 0, UINT32_MAX, 64};
+    struct subiter__item_word made = {0, 0}, seen = {0, 0};
+    unsigned char fresh[SUBITER__ITEM_PREFIX + 8], kept[sizeof fresh];
+    size_t i;
+
+    for (i = 0; i < NELEM(lens); i++) {
+        subiter__wire_item_prefix(NULL, fresh, lens[i]);
+        subiter__wire_item_prefix(&made, kept, lens[i]);
+        ck_assert_mem_eq(fresh, kept, SUBITER__ITEM_PREFIX);
+        ck_assert(subiter__wire_is_item(
+            &seen, kept, SUBITER__ITEM_PREFIX + (size_t)lens[i]));
+        /* One more or one less byte is not that item. */
+        ck_assert(!subiter__wire_is_item(
+            &seen, kept, SUBITER__ITEM_PREFIX + (size_t)lens[i] + 1));
+        if (lens[i] > 0) {
+            ck_assert(!subiter__wire_is_item(
+                &seen, kept, SUBITER__ITEM_PREFIX + (size_t)lens[i] - 1));
+        }
     }
 }
 END_TEST
@@ -387,7 +415,7 @@ static size_t make_valid(uint64_t *rs, unsigned char *out)
     case 0:
     case 1:
         len = (size_t)(rnd(rs) % 48);
-        subiter__wire_item_prefix(out, len);
+        subiter__wire_item_prefix(NULL, out, len);
         rnd_bytes(rs, out + SUBITER__ITEM_PREFIX, len);
         return SUBITER__ITEM_PREFIX + len;
     case 2:
@@ -456,10 +484,11 @@ static void mutate(uint64_t *rs, unsigned char *buf, size_t *len)
             break;
         case 4: /* item length off by a little, or by a lot */
             if (n >= SUBITER__ITEM_PREFIX) {
-                subiter__wire_item_prefix(
-                    buf, rnd(rs) % 4 ? n - SUBITER__ITEM_PREFIX +
-                                           (size_t)(rnd(rs) % 5) - 2
-                                     : (size_t)(uint32_t)rnd(rs));
+                subiter__wire_item_prefix(NULL, buf,
+                                          rnd(rs) % 4
+                                              ? n - SUBITER__ITEM_PREFIX +
+                                                    (size_t)(rnd(rs) % 5) - 2
+                                              : (size_t)(uint32_t)rnd(rs));
             }
             break;
         case 5: /* one byte of the length varint rewritten */
@@ -582,7 +611,7 @@ START_TEST(test_wire_fuzz_fast_path_matches_protobuf_c)
             len = (size_t)(rnd(&rs) % 48);
             rnd_bytes(&rs, buf, len + SUBITER__ITEM_PREFIX);
             if (rnd(&rs) % 2) {
-                subiter__wire_item_prefix(buf, (size_t)(rnd(&rs) % 50));
+                subiter__wire_item_prefix(NULL, buf, (size_t)(rnd(&rs) % 50));
                 len += SUBITER__ITEM_PREFIX;
             }
             break;
@@ -814,6 +843,7 @@ static Suite *wire_suite(void)
     tcase_add_test(tc, test_wire_command_roundtrip);
     tcase_add_test(tc, test_wire_item_frame_is_protobuf);
     tcase_add_test(tc, test_wire_item_prefix_encodes_length);
+    tcase_add_test(tc, test_wire_item_word_cache);
     tcase_add_test(tc, test_wire_fuzz_fast_path_matches_protobuf_c);
     tcase_add_test(tc, test_wire_decode_rejects_garbage);
     tcase_add_test(tc, test_wire_decode_enomem);
