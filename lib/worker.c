@@ -646,19 +646,22 @@ int subiter_reserve(subiter_gen *g, size_t len, void **buf)
     unsigned char *frame;
     int r;
 
-    if (buf != NULL) {
-        *buf = NULL;
-    }
-    r = check_iteration(g, "subiter_reserve");
-    if (r < 0) {
-        return r;
-    }
-    if (buf == NULL) {
-        return misuse(g, -EINVAL, "subiter_reserve() with a NULL buf");
-    }
-    r = item_reserve(g, len, &frame);
-    if (r != 0) {
-        return r;
+    frame = buf != NULL ? fast_reserve(g, len) : NULL;
+    if (frame == NULL) {
+        if (buf != NULL) {
+            *buf = NULL;
+        }
+        r = check_iteration(g, "subiter_reserve");
+        if (r < 0) {
+            return r;
+        }
+        if (buf == NULL) {
+            return misuse(g, -EINVAL, "subiter_reserve() with a NULL buf");
+        }
+        r = item_reserve(g, len, &frame);
+        if (r != 0) {
+            return r;
+        }
     }
     g->reserved = frame;
     g->reserved_len = len;
