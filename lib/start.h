@@ -55,5 +55,9 @@ SUBITER__HIDDEN void subiter__handoff_raw_arg(bool on);
 
 /* Test hook: the zygote's pid, 0 when none runs for this process. */
 SUBITER__HIDDEN pid_t subiter__forkserver_pid(void);
+/* Test hook: the zygote's spare (a child of this process that waits to be
+ * a worker), 0 when none; waits until the zygote told of every spare it
+ * made. */
+SUBITER__HIDDEN pid_t subiter__forkserver_spare(void);
 
 #endif /* SUBITER_START_H */

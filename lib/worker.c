@@ -293,7 +293,7 @@ void subiter__reset_signals(void)
 /* The terminal's Ctrl-C and Ctrl-\ go to the whole foreground process
  * group: they are the parent's to handle (its exit ends the workers). An
  * initializer may set handlers of its own. */
-static void ignore_terminal_signals(void)
+void subiter__ignore_terminal_signals(void)
 {
     struct sigaction sa;
 
@@ -436,7 +436,7 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     if (!a->signals_clean) {
         subiter__reset_signals();
     }
-    ignore_terminal_signals();
+    subiter__ignore_terminal_signals();
     /* A fault injected into the parent's allocations is not the worker's:
      * start counting afresh. */
     (void)subiter__alloc_fail_at(0);

@@ -39,6 +39,9 @@ subiter__worker_main(const struct subiter__child_args *a);
 /* Every signal handler back to SIG_DFL, every signal unblocked (a
  * forkserver's zygote does it too). */
 SUBITER__HIDDEN void subiter__reset_signals(void);
+/* SIGINT and SIGQUIT ignored: the terminal sends them to the whole
+ * foreground group, and they are the application's to handle. */
+SUBITER__HIDDEN void subiter__ignore_terminal_signals(void);
 
 /* Test hooks: the worker's view of its own shared region (NULL outside),
  * and a wake-up of the parent after a test scribbled on it. */

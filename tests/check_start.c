@@ -385,11 +385,117 @@ START_TEST(test_start_forkserver_once)
 }
 END_TEST
 
-/* A zygote that died is replaced at the next open. */
+/* Is `pid` a live child of this process? */
+static bool live_child(pid_t pid)
+{
+    siginfo_t si;
+
+    memset(&si, 0, sizeof si);
+    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+           si.si_pid == 0;
+}
+
+/* The forkserver started and its spare, a live child of ours, after the
+ * snapshot; 0 where it cannot run. */
+static pid_t spare_of_new_zygote(struct tu_snapshot *snap)
+{
+    pid_t sp;
+
+    if (forkserver_missing(SUBITER_FORKSERVER)) {
+        return 0;
+    }
+    ck_assert_int_eq(subiter_forkserver_start(), 0);
+    tu_snapshot(snap);
+    sp = subiter__forkserver_spare();
+    ck_assert_int_gt(sp, 0);
+    ck_assert(live_child(sp));
+    return sp;
+}
+
+/* The zygote keeps a worker made ahead, the application's child: an open
+ * takes it, and the zygote makes the next one. */
+START_TEST(test_start_forkserver_spare)
+{
+    subiter_opts o = method_opts(SUBITER_FORKSERVER);
+    struct tu_snapshot snap;
+    pid_t sp = spare_of_new_zygote(&snap), next, ppid;
+    subiter *it;
+
+    if (sp == 0) {
+        return;
+    }
+    ck_assert_int_eq(subiter_open(&it, st_gen_ppid, NULL, &o), 0);
+    ck_assert_int_eq(subiter_pid(it), sp);
+    ck_assert_uint_eq(one_item(it, &ppid, sizeof ppid), sizeof ppid);
+    ck_assert_int_eq(ppid, getpid());
+    next = subiter__forkserver_spare();
+    ck_assert_int_gt(next, 0);
+    ck_assert_int_ne(next, sp);
+    ck_assert(live_child(next));
+    ck_assert_int_eq(subiter_close(it), 0);
+    tu_assert_gone(sp);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* The signals `pid` ignores, from /proc (SigIgn: bit sig - 1). */
+static unsigned long long ignored_signals(pid_t pid)
+{
+    return tu_proc_status(pid, "SigIgn", 16);
+}
+
+/* The terminal's Ctrl-C and Ctrl-\ reach the whole foreground group: the
+ * zygote and its spare ignore them, as workers do, so that an
+ * application that handles them keeps its forkserver. */
+START_TEST(test_start_forkserver_ignores_terminal)
+{
+    unsigned long long want = (1ull << (SIGINT - 1)) | (1ull << (SIGQUIT - 1));
+
+    if (forkserver_missing(SUBITER_FORKSERVER)) {
+        return;
+    }
+    ck_assert_int_eq(subiter_forkserver_start(), 0);
+    /* The spare first: the zygote tells of it once it is set up. */
+    ck_assert_uint_eq(ignored_signals(subiter__forkserver_spare()) & want,
+                      want);
+    ck_assert_uint_eq(ignored_signals(subiter__forkserver_pid()) & want, want);
+}
+END_TEST
+
+/* A spare that died unused is reaped, and the open it would have served
+ * gets a worker of its own. */
+START_TEST(test_start_forkserver_spare_killed)
+{
+    subiter_opts o = method_opts(SUBITER_FORKSERVER);
+    struct tu_snapshot snap;
+    pid_t sp = spare_of_new_zygote(&snap), ppid;
+    subiter *it;
+
+    if (sp == 0) {
+        return;
+    }
+    ck_assert_int_eq(kill(sp, SIGKILL), 0);
+    /* Dead (not reaped) before the open: one killed while the zygote hands
+     * it a request is a worker that died at its start. */
+    ck_assert_int_eq(
+        waitid(P_PID, (id_t)sp, &(siginfo_t){0}, WEXITED | WNOWAIT), 0);
+    ck_assert_int_eq(subiter_open(&it, st_gen_ppid, NULL, &o), 0);
+    ck_assert_int_ne(subiter_pid(it), sp);
+    ck_assert_uint_eq(one_item(it, &ppid, sizeof ppid), sizeof ppid);
+    ck_assert_int_eq(ppid, getpid());
+    ck_assert_int_eq(subiter_close(it), 0);
+    ck_assert(live_child(subiter__forkserver_spare()));
+    tu_assert_gone(sp);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+/* A zygote that died is replaced at the next open; its spare goes with
+ * it. */
 START_TEST(test_start_forkserver_restarts)
 {
     subiter_opts o = method_opts(SUBITER_FORKSERVER);
-    pid_t z, ppid;
+    pid_t z, sp, ppid;
     subiter *it;
 
     if (forkserver_missing(SUBITER_FORKSERVER)) {
@@ -397,6 +503,8 @@ START_TEST(test_start_forkserver_restarts)
     }
     ck_assert_int_eq(subiter_forkserver_start(), 0);
     z = subiter__forkserver_pid();
+    sp = subiter__forkserver_spare();
+    ck_assert_int_gt(sp, 0);
     ck_assert_int_eq(kill(z, SIGKILL), 0);
     ck_assert_int_eq(subiter_open(&it, st_gen_ppid, NULL, &o), 0);
     ck_assert_uint_eq(one_item(it, &ppid, sizeof ppid), sizeof ppid);
@@ -405,6 +513,7 @@ START_TEST(test_start_forkserver_restarts)
     ck_assert_int_gt(subiter__forkserver_pid(), 0);
     ck_assert_int_eq(subiter_close(it), 0);
     tu_assert_gone(z);
+    tu_assert_gone(sp);
 }
 END_TEST
 
@@ -525,6 +634,9 @@ static Suite *start_suite(void)
     tcase_add_loop_test(tc, test_start_signals_default, 0, 3);
     tcase_add_loop_test(tc, test_start_handoff_variable_malformed, 0, 7);
     tcase_add_test(tc, test_start_forkserver_once);
+    tcase_add_test(tc, test_start_forkserver_spare);
+    tcase_add_test(tc, test_start_forkserver_spare_killed);
+    tcase_add_test(tc, test_start_forkserver_ignores_terminal);
     tcase_add_test(tc, test_start_forkserver_restarts);
     tcase_add_loop_test(tc, test_start_pool, 0, 3);
     suite_add_tcase(s, tc);

@@ -185,21 +185,7 @@ static int gen_big(subiter_gen *g, void *arg)
 /* The times process `pid` has slept (its voluntary context switches). */
 static long sleeps_of(pid_t pid)
 {
-    char path[64], line[256];
-    long n = -1;
-    FILE *f;
-
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    while (fgets(line, sizeof line, f) != NULL) {
-        if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1) {
-            break;
-        }
-    }
-    fclose(f);
-    ck_assert_int_ge(n, 0);
-    return n;
+    return (long)tu_proc_status(pid, "voluntary_ctxt_switches", 10);
 }
 
 /*

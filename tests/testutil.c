@@ -69,9 +69,10 @@ int tu_start_method(void)
     exit(99);
 }
 
-/* A child of this process other than `except` (the forkserver's zygote,
- * which lives as long as the test process), or 0. */
-static pid_t other_child(pid_t except)
+/* A child of this process other than `except` and `spare` (the
+ * forkserver's zygote, which lives as long as the test process, and the
+ * worker it made ahead), or 0. */
+static pid_t other_child(pid_t except, pid_t spare)
 {
     DIR *d = opendir("/proc");
     struct dirent *e;
@@ -97,7 +98,7 @@ static pid_t other_child(pid_t except)
          * last ')'. */
         p = p != NULL ? strrchr(buf, ')') : NULL;
         if (p != NULL && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == me &&
-            atoi(e->d_name) != except) {
+            atoi(e->d_name) != except && atoi(e->d_name) != spare) {
             found = atoi(e->d_name);
         }
     }
@@ -119,13 +120,40 @@ void tu_snapshot(struct tu_snapshot *s)
     s->mappings = count_mappings();
 }
 
+unsigned long long tu_proc_status(pid_t pid, const char *field, int base)
+{
+    char path[64], line[256];
+    size_t n = strlen(field);
+    unsigned long long v = 0;
+    bool found = false;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    while (!found && fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
+            v = strtoull(line + n + 1, NULL, base);
+            found = true;
+        }
+    }
+    fclose(f);
+    ck_assert_msg(found, "no %s in %s", field, path);
+    return v;
+}
+
+pid_t tu_other_child(void)
+{
+    return other_child(subiter__forkserver_pid(), subiter__forkserver_spare());
+}
+
 void tu_assert_clean(const struct tu_snapshot *s)
 {
     pid_t r = waitpid(-1, NULL, WNOHANG);
     int e = errno;
 
     if (r == 0 && subiter__forkserver_pid() > 0) {
-        pid_t other = other_child(subiter__forkserver_pid());
+        pid_t other = tu_other_child();
 
         ck_assert_msg(other == 0, "a child is left (pid %d)", (int)other);
     } else {
