@@ -274,6 +274,7 @@ static int read_status_wait(subiter *it, struct subiter__status *st,
     int r;
 
     w.quick = it->answer_due;
+    w.last = &it->last_wait_ns;
     /* The inactivity bound counts from the first timed next that found
      * nothing (wait_since), else from now; the call's own deadline and
      * the stop's bound come on top. */

@@ -118,9 +118,9 @@ static _Atomic uint32_t *running_of(_Atomic uint32_t *flag)
 
 /*
  * May this wait spin one more turn? Only while the other side is awake on
- * another CPU, and for at most SUBITER__SPIN_NS. A side that sleeps moves
- * only when we wake it, and one on our own CPU cannot run while we spin:
- * then spinning only burns what the other side (or, on a loaded machine,
+ * another CPU, and for at most its window (subiter__spin_window()). A side that
+ * sleeps moves only when we wake it, and one on our own CPU cannot run while we
+ * spin: then spinning only burns what the other side (or, on a loaded machine,
  * anyone) needs, so we sleep at once and the kernel runs whoever can make
  * progress. `mine` is our running word, `other` the other side's.
  */
@@ -134,7 +134,9 @@ static bool may_spin(struct subiter__wait *w, _Atomic uint32_t *mine,
     }
     if (w->spins == 0) {
         w->me = this_cpu();
-        w->spin_until = subiter__now_ns() + SUBITER__SPIN_NS;
+        w->began = subiter__now_ns();
+        w->spin_until =
+            w->began + subiter__spin_window(w->last != NULL ? *w->last : 0);
         /* Say where we run. Stored only when it changed: the other side
          * reads this line while it waits, and every store pulls it back. */
         if (atomic_load_explicit(mine, memory_order_relaxed) != w->me) {

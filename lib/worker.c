@@ -32,6 +32,7 @@ struct subiter_gen {
     ino_t efd_ino;
     bool parent_unfenced;           /* wait.h: subiter__wake_unfenced() */
     struct subiter__item_word word; /* the last item's prefix */
+    int64_t last_wait_ns;           /* wait.h: subiter__spin_window() */
     uint32_t buffer_items;
     uint32_t published;
     uint32_t consumed; /* the parent's items_consumed, as last read */
@@ -192,6 +193,7 @@ static int reserve(subiter_gen *g, size_t frame_len, bool item,
     void *p;
     int r;
 
+    w.last = &g->last_wait_ns;
     for (;;) {
         if (subiter__ring_pending(&g->cmd)) {
             poll_commands(g);

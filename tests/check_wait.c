@@ -97,6 +97,54 @@ START_TEST(test_wait_spins_while_other_runs_then_arms)
 }
 END_TEST
 
+/* The spin window: the base, or a quarter more than the last wait when
+ * that ended within the longest window. */
+START_TEST(test_wait_spin_window)
+{
+    ck_assert_int_eq(subiter__spin_window(0), SUBITER__SPIN_NS);
+    ck_assert_int_eq(subiter__spin_window(-5), SUBITER__SPIN_NS);
+    ck_assert_int_eq(subiter__spin_window(1000), SUBITER__SPIN_NS);
+    ck_assert_int_eq(subiter__spin_window(SUBITER__SPIN_NS), 37500);
+    ck_assert_int_eq(subiter__spin_window(40000), 50000);
+    ck_assert_int_eq(subiter__spin_window(90000), SUBITER__SPIN_MAX_NS);
+    ck_assert_int_eq(subiter__spin_window(SUBITER__SPIN_MAX_NS),
+                     SUBITER__SPIN_MAX_NS);
+    /* Longer than any window: spinning would not have caught it. */
+    ck_assert_int_eq(subiter__spin_window(SUBITER__SPIN_MAX_NS + 1),
+                     SUBITER__SPIN_NS);
+    ck_assert_int_eq(subiter__spin_window(5000000), SUBITER__SPIN_NS);
+}
+END_TEST
+
+/* A wait spins for the window its caller's last wait gives, and records
+ * how long it lasted for the next. */
+START_TEST(test_wait_window_from_last_wait)
+{
+    struct subiter__shm *shm = fake_shm();
+    struct subiter__wait w = SUBITER__WAIT_INIT;
+    int64_t last = 60000, t0 = tu_now_ms();
+
+    w.last = &last;
+    subiter__worker_wait(shm, &w);
+    ck_assert(!w.armed);
+    ck_assert_int_eq(w.spin_until - w.began, subiter__spin_window(60000));
+    while (!w.armed && tu_now_ms() - t0 < WAIT_MS) {
+        subiter__worker_wait(shm, &w);
+    }
+    ck_assert(w.armed);
+    subiter__worker_wait_end(shm, &w);
+    /* It spun its whole window before it armed. */
+    ck_assert_int_ge(last, subiter__spin_window(60000));
+    /* A wait that never waited leaves the record alone. */
+    w = (struct subiter__wait)SUBITER__WAIT_INIT;
+    w.last = &last;
+    last = 123;
+    subiter__worker_wait_end(shm, &w);
+    ck_assert_int_eq(last, 123);
+    free(shm);
+}
+END_TEST
+
 START_TEST(test_wait_parent_no_spin_while_worker_sleeps)
 {
     struct subiter__shm *shm = fake_shm();
@@ -361,6 +409,8 @@ static Suite *wait_suite(void)
     tcase_add_test(tc, test_wait_no_spin_while_other_sleeps);
     tcase_add_test(tc, test_wait_no_spin_on_own_cpu);
     tcase_add_test(tc, test_wait_spins_while_other_runs_then_arms);
+    tcase_add_test(tc, test_wait_spin_window);
+    tcase_add_test(tc, test_wait_window_from_last_wait);
     tcase_add_test(tc, test_wait_parent_no_spin_while_worker_sleeps);
     suite_add_tcase(s, tc);
     tc = tcase_create("bound");
