@@ -92,7 +92,6 @@ int subiter__ring_peek(struct subiter__ring *r, const unsigned char **frame,
 {
     for (;;) {
         uint32_t off = r->pos & r->mask, flen, kind;
-        uint64_t rec;
 
         if ((off & 7u) != 0) {
             return -EPROTO; /* only a misaligned start index gets here */
@@ -113,11 +112,7 @@ int subiter__ring_peek(struct subiter__ring *r, const unsigned char **frame,
             subiter__ring_publish(r);
             continue;
         }
-        /* Inside the ring, and short of a lap (the producer keeps a header
-         * free): the bytes past a record are never the record again. */
-        rec = subiter__ring_rec_bytes(flen);
-        if (kind != SUBITER__REC_FRAME || rec > r->size - off ||
-            rec > r->size - SUBITER__REC_HDR) {
+        if (!subiter__ring_frame_ok(r, off, flen, kind)) {
             return -EPROTO;
         }
         *frame = r->data + off + SUBITER__REC_HDR;

@@ -166,10 +166,22 @@ static inline size_t subiter__ring_max_frame(const struct subiter__ring *r)
 SUBITER__HIDDEN int subiter__ring_peek(struct subiter__ring *r,
                                        const unsigned char **frame,
                                        uint32_t *len);
+/* Consumer: is a header read at offset `off` a frame the consumer may
+ * take? Inside the ring, and short of a lap (the producer keeps a header
+ * free): the bytes past a record are never the record again. */
+static inline bool subiter__ring_frame_ok(const struct subiter__ring *r,
+                                          uint32_t off, uint32_t flen,
+                                          uint32_t kind)
+{
+    uint64_t rec = subiter__ring_rec_bytes(flen);
+
+    return kind == SUBITER__REC_FRAME && rec <= r->size - off &&
+           rec <= r->size - SUBITER__REC_HDR;
+}
 /* Consumer: the common peek, inline: the record at our index when it is a
- * whole frame inside the ring (*len its length); NULL for anything else
- * (nothing yet, padding, a bad header), which subiter__ring_peek() then
- * reads and judges. Accepts exactly the frames that it accepts. */
+ * frame subiter__ring_frame_ok() takes (*len its length); NULL for
+ * anything else (nothing yet, padding, a bad header), which
+ * subiter__ring_peek() then reads again and judges. */
 static inline const unsigned char *
 subiter__ring_peek_fast(const struct subiter__ring *r, uint32_t *len)
 {
@@ -179,10 +191,7 @@ subiter__ring_peek_fast(const struct subiter__ring *r, uint32_t *len)
         return NULL;
     }
     subiter__ring_load_hdr(r, &flen, &kind);
-    /* As in subiter__ring_peek(): inside the ring, short of a lap. */
-    if (kind != SUBITER__REC_FRAME ||
-        subiter__ring_rec_bytes(flen) > r->size - off ||
-        subiter__ring_rec_bytes(flen) > r->size - SUBITER__REC_HDR) {
+    if (!subiter__ring_frame_ok(r, off, flen, kind)) {
         return NULL;
     }
     *len = flen;
