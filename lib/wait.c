@@ -118,11 +118,12 @@ static _Atomic uint32_t *running_of(_Atomic uint32_t *flag)
 
 /*
  * May this wait spin one more turn? Only while the other side is awake on
- * another CPU, and for at most its window (subiter__spin_window()). A side that
- * sleeps moves only when we wake it, and one on our own CPU cannot run while we
- * spin: then spinning only burns what the other side (or, on a loaded machine,
- * anyone) needs, so we sleep at once and the kernel runs whoever can make
- * progress. `mine` is our running word, `other` the other side's.
+ * another CPU, and for at most its window (subiter__spin_window()). A
+ * side that sleeps moves only when we wake it, and one on our own CPU
+ * cannot run while we spin: then spinning only burns what the other side
+ * (or, on a loaded machine, anyone) needs, so we sleep at once and the
+ * kernel runs whoever can make progress. `mine` is our running word,
+ * `other` the other side's.
  */
 static bool may_spin(struct subiter__wait *w, _Atomic uint32_t *mine,
                      _Atomic uint32_t *other)
