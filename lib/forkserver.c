@@ -217,15 +217,14 @@ static int spare_take(struct spare *sp, const int *fds, struct reply *rep,
     }
     r = send_fds(sp->sock, &byte, 1, fds, REQ_FDS);
     (void)close(sp->sock);
-    sp->pid = r == 0 ? sp->pid : 0;
     if (r < 0) {
         (void)close(sp->pidfd);
-        return -1;
+    } else {
+        rep->pid = (int32_t)sp->pid;
+        *pidfd = sp->pidfd;
     }
-    rep->pid = (int32_t)sp->pid;
-    *pidfd = sp->pidfd;
     sp->pid = 0;
-    return 0;
+    return r < 0 ? -1 : 0;
 }
 
 /* Make the next spare and tell the application. */
