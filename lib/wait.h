@@ -145,9 +145,16 @@ struct subiter__wait {
         0, false, 0, 0, 0, false, 0, NULL                                      \
     }
 
-/* A wait is over: record how long it lasted, for the caller's next. */
-static inline void subiter__wait_done(struct subiter__wait *w)
+/* A wait on `flag` is over: disarm if it armed, and record how long it
+ * lasted for the caller's next. Inline: most waits end before they began
+ * (room or a record at once). */
+static inline void subiter__wait_end(_Atomic uint32_t *flag,
+                                     struct subiter__wait *w)
 {
+    if (w->armed) {
+        subiter__sleep_disarm(flag);
+        w->armed = false;
+    }
     if (w->last != NULL && w->spins != 0) {
         *w->last = subiter__now_ns() - w->began;
     }
@@ -155,7 +162,7 @@ static inline void subiter__wait_done(struct subiter__wait *w)
 
 /*
  * Worker: one step of waiting for the parent: spin (only while the parent
- * is running on another CPU, and at most SUBITER__SPIN_NS), or arm (the
+ * is running on another CPU, and for its window), or arm (the
  * caller then looks again), or sleep on the doorbell.
  * subiter__worker_wait_end() when the condition holds.
  */
@@ -164,17 +171,12 @@ SUBITER__HIDDEN void subiter__worker_wait(struct subiter__shm *shm,
 static inline void subiter__worker_wait_end(struct subiter__shm *shm,
                                             struct subiter__wait *w)
 {
-    /* Inline: most waits end before they began (room at once). */
-    if (w->armed) {
-        subiter__sleep_disarm(&shm->child_sleeping);
-        w->armed = false;
-    }
-    subiter__wait_done(w);
+    subiter__wait_end(&shm->child_sleeping, w);
 }
 
 /*
  * Parent: one step of waiting for one worker: spin (only while the worker
- * is running on another CPU, and at most SUBITER__SPIN_NS), or arm (the
+ * is running on another CPU, and for its window), or arm (the
  * caller then looks again), or sleep in poll() on `efd` and the worker's
  * pidfd until the worker rings, exits, or deadline_ns (0: none) passes:
  * its death ends the same sleep that items end. Returns
@@ -188,11 +190,7 @@ SUBITER__HIDDEN int subiter__parent_wait(struct subiter__shm *shm,
 static inline void subiter__parent_wait_end(struct subiter__shm *shm,
                                             struct subiter__wait *w)
 {
-    if (w->armed) {
-        subiter__sleep_disarm(&shm->parent_sleeping);
-        w->armed = false;
-    }
-    subiter__wait_done(w);
+    subiter__wait_end(&shm->parent_sleeping, w);
 }
 
 /*

@@ -306,8 +306,9 @@ END_TEST
 #define PP_ITEMS 20000
 
 /* A short, uneven busy wait: 0 to about 60 us, around the spin's bound
- * (SUBITER__SPIN_NS), so that either side sometimes finds the other
- * asleep and sometimes spinning. */
+ * (SUBITER__SPIN_NS, or the window a side's last wait gives it: a short
+ * wait then a long one still outlasts it), so that either side sometimes
+ * finds the other asleep and sometimes spinning. */
 static void dawdle(unsigned *seed)
 {
     int64_t until;
