@@ -5,9 +5,10 @@
  * and its pidfd comes back over the socket with SCM_RIGHTS.
  *
  * The zygote keeps one worker made ahead, the spare (Android's zygote
- * keeps a pool of them for the same reason): a request hands the spare
- * its fds, the reply goes back at once, and only then does the zygote
- * make the next spare, so that no open waits for a clone. The spare is
+ * keeps a pool of them for the same reason): a request gets the spare's
+ * pid and pidfd back at once, the spare then gets the request's fds, and
+ * only then does the zygote make the next spare, so that no open waits
+ * for a clone or for the spare's set-up. The spare is
  * the application's child from its start, so the zygote tells the
  * application each spare it made (a SPARE message after every reply, and
  * one at its start), and the application reaps a spare that died unused
@@ -19,6 +20,7 @@
 
 #include <errno.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -204,27 +206,42 @@ static void spare_make(struct spare *sp, int app_sock, pid_t app)
     sp->sock = sv[0];
 }
 
-/* Hand the request's fds to the spare: 0 with its pid and pidfd in
- * *rep and *pidfd, or -1 (no spare, or it died) to clone one now. */
-static int spare_take(struct spare *sp, const int *fds, struct reply *rep,
-                      int *pidfd)
+/* Take the spare for a request: 0 with its pid and pidfd in *rep and
+ * *pidfd, or -1 (none, or it died unused) to clone a worker now. Its
+ * socket stays in sp->sock for spare_give(), after the reply. */
+static int spare_take(struct spare *sp, struct reply *rep, int *pidfd)
 {
-    char byte = 0;
-    int r;
+    struct pollfd p;
 
     if (sp->pid == 0) {
         return -1;
     }
-    r = send_fds(sp->sock, &byte, 1, fds, REQ_FDS);
-    (void)close(sp->sock);
-    if (r < 0) {
+    p.fd = sp->pidfd;
+    p.events = POLLIN;
+    if (poll(&p, 1, 0) != 0) {
+        /* Readable: it has exited (or poll failed: trust it no more). */
+        (void)close(sp->sock);
         (void)close(sp->pidfd);
-    } else {
-        rep->pid = (int32_t)sp->pid;
-        *pidfd = sp->pidfd;
+        sp->pid = 0;
+        return -1;
     }
+    rep->pid = (int32_t)sp->pid;
+    *pidfd = sp->pidfd;
     sp->pid = 0;
-    return r < 0 ? -1 : 0;
+    return 0;
+}
+
+/* Give the taken spare its request's fds. After the reply, so that the
+ * application goes on while the spare sets up (given first, the spare
+ * woke on the zygote's CPU and held the reply back until it slept). If
+ * it died since spare_take(), the application sees a worker that died at
+ * its start, as if it had died a moment later. */
+static void spare_give(int spare_sock, const int *fds)
+{
+    char byte = 0;
+
+    (void)send_fds(spare_sock, &byte, 1, fds, REQ_FDS);
+    (void)close(spare_sock);
 }
 
 /* Make the next spare and tell the application. */
@@ -259,7 +276,7 @@ static _Noreturn void zygote_main(int s, pid_t app)
     spare_next(&sp, s, app);
     for (;;) {
         struct reply rep;
-        int fds[REQ_FDS], nfds, pidfd = -1;
+        int fds[REQ_FDS], nfds, pidfd = -1, given = -1;
         char byte;
         ssize_t got = recv_fds(s, &byte, 1, fds, REQ_FDS, &nfds);
         long pid;
@@ -271,7 +288,9 @@ static _Noreturn void zygote_main(int s, pid_t app)
         rep.kind = MSG_WORKER;
         if (nfds != REQ_FDS) {
             rep.err = -EPROTO;
-        } else if (spare_take(&sp, fds, &rep, &pidfd) < 0) {
+        } else if (spare_take(&sp, &rep, &pidfd) == 0) {
+            given = sp.sock;
+        } else {
             pid = clone_worker(&pidfd);
             if (pid == 0) {
                 (void)close(s);
@@ -280,8 +299,11 @@ static _Noreturn void zygote_main(int s, pid_t app)
             rep.err = pid < 0 ? -errno : 0;
             rep.pid = pid < 0 ? 0 : (int32_t)pid;
         }
-        close_fds(fds, nfds);
         (void)send_fds(s, &rep, sizeof rep, &pidfd, pidfd >= 0 ? 1 : 0);
+        if (given >= 0) {
+            spare_give(given, fds);
+        }
+        close_fds(fds, nfds);
         if (pidfd >= 0) {
             (void)close(pidfd);
         }
