@@ -5,14 +5,14 @@
  * and its pidfd comes back over the socket with SCM_RIGHTS.
  *
  * The zygote keeps one worker made ahead, the spare (Android's zygote
- * keeps a pool of them for the same reason): a request gets the spare's
- * pid and pidfd back at once, the spare then gets the request's fds, and
- * only then does the zygote make the next spare, so that no open waits
- * for a clone or for the spare's set-up. The spare is
- * the application's child from its start, so the zygote tells the
- * application each spare it made (a SPARE message after every reply, and
- * one at its start), and the application reaps a spare that died unused
- * and the last one when the zygote ends.
+ * keeps a pool of them for the same reason), and sends the application
+ * its pidfd and one end of a socket whose other end the spare waits on.
+ * An open hands the spare its fds over that socket, with no round trip
+ * through the zygote, and then tells the zygote, which makes the next
+ * spare; only when there is none does an open ask the zygote for a worker
+ * and wait for the clone. The spare is the application's child from its
+ * start: the application reaps one that died unused, and lets the last
+ * one go (the end of its socket) when the zygote ends.
  *
  * The zygote's pid, socket and spare are the library's one piece of
  * global state, under a mutex. */
@@ -20,7 +20,6 @@
 
 #include <errno.h>
 #include <linux/sched.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,11 +33,16 @@
 #include "internal.h"
 #include "start.h"
 
-/* One request: three fds (hand-off, region, eventfd) and this byte. */
+/* What the application sends: a byte, REQ_WORKER with three fds
+ * (hand-off, region, eventfd: a worker now, please) or REQ_TAKEN alone
+ * (the spare is taken or dead: make the next). A spare gets the same
+ * three fds from the application. */
 #define REQ_FDS 3
+enum { REQ_WORKER = 'W', REQ_TAKEN = 'T' };
 
-/* What the zygote sends: the answer to a request, or the spare it made
- * after it (pid 0: none, clone3() failed). */
+/* What the zygote sends: the answer to a REQ_WORKER (with the worker's
+ * pidfd), or a spare it made (with its pidfd and the application's end of
+ * its socket; pid 0: none, clone3() failed). */
 enum { MSG_WORKER = 1, MSG_SPARE = 2 };
 
 struct reply {
@@ -47,12 +51,19 @@ struct reply {
     int32_t pid;
 };
 
+/* The application's side. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t zygote;  /* 0: none */
 static pid_t starter; /* the process whose zygote it is */
 static int sock = -1; /* our end of the zygote's socket */
-static pid_t spare;   /* the last spare the zygote told of, unused; 0 */
 static unsigned owed; /* SPARE messages the zygote will send, unread */
+/* The spare the zygote sent, ours to hand a request: its pid (0: none),
+ * pidfd and our end of its socket. */
+static struct {
+    pid_t pid;
+    int pidfd;
+    int sock;
+} spare = {0, -1, -1};
 
 static int send_fds(int s, const void *buf, size_t len, const int *fds,
                     int nfds)
@@ -141,14 +152,6 @@ static void close_fds(const int *fds, int n)
     }
 }
 
-/* A worker made ahead of its request: the application's child already,
- * waiting on `sock` for the request's fds. */
-struct spare {
-    pid_t pid; /* 0: none */
-    int pidfd;
-    int sock; /* the zygote's end */
-};
-
 /* Make a worker: the application's child (CLONE_PARENT), its pidfd in
  * *pidfd. In the child, returns 0 as fork() does. */
 static long clone_worker(int *pidfd)
@@ -163,7 +166,8 @@ static long clone_worker(int *pidfd)
     return syscall(SYS_clone3, &ca, sizeof ca);
 }
 
-/* The spare's life: wait for a request's fds, then be its worker. */
+/* The spare's life: wait for a request's fds from the application, then
+ * be its worker. */
 static _Noreturn void spare_main(int s, pid_t app)
 {
     int fds[REQ_FDS], nfds;
@@ -173,95 +177,54 @@ static _Noreturn void spare_main(int s, pid_t app)
         _exit(SUBITER__EXIT_ORPHAN);
     }
     if (recv_fds(s, &byte, 1, fds, REQ_FDS, &nfds) <= 0 || nfds != REQ_FDS) {
-        /* The zygote is gone (or broke the protocol): so are we. */
+        /* The application let it go (or broke the protocol). */
         _exit(0);
     }
     (void)close(s);
     subiter__handoff_run(fds[0], fds[1], fds[2], false);
 }
 
-/* Make the next spare; none when that fails (requests then clone). */
-static void spare_make(struct spare *sp, int app_sock, pid_t app)
-{
-    int sv[2];
-    long pid;
-
-    sp->pid = 0;
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-        return;
-    }
-    sp->pidfd = -1;
-    pid = clone_worker(&sp->pidfd);
-    if (pid == 0) {
-        (void)close(app_sock);
-        (void)close(sv[0]);
-        spare_main(sv[1], app);
-    }
-    (void)close(sv[1]);
-    if (pid < 0) {
-        (void)close(sv[0]);
-        return;
-    }
-    sp->pid = (pid_t)pid;
-    sp->sock = sv[0];
-}
-
-/* Take the spare for a request: 0 with its pid and pidfd in *rep and
- * *pidfd, or -1 (none, or it died unused) to clone a worker now. Its
- * socket stays in sp->sock for spare_give(), after the reply. */
-static int spare_take(struct spare *sp, struct reply *rep, int *pidfd)
-{
-    struct pollfd p;
-
-    if (sp->pid == 0) {
-        return -1;
-    }
-    p.fd = sp->pidfd;
-    p.events = POLLIN;
-    if (poll(&p, 1, 0) != 0) {
-        /* Readable: it has exited (or poll failed: trust it no more). */
-        (void)close(sp->sock);
-        (void)close(sp->pidfd);
-        sp->pid = 0;
-        return -1;
-    }
-    rep->pid = (int32_t)sp->pid;
-    *pidfd = sp->pidfd;
-    sp->pid = 0;
-    return 0;
-}
-
-/* Give the taken spare its request's fds. After the reply, so that the
- * application goes on while the spare sets up (given first, the spare
- * woke on the zygote's CPU and held the reply back until it slept). If
- * it died since spare_take(), the application sees a worker that died at
- * its start, as if it had died a moment later. */
-static void spare_give(int spare_sock, const int *fds)
-{
-    char byte = 0;
-
-    (void)send_fds(spare_sock, &byte, 1, fds, REQ_FDS);
-    (void)close(spare_sock);
-}
-
-/* Make the next spare and tell the application. */
-static void spare_next(struct spare *sp, int s, pid_t app)
+/* Make a spare and send it to the application: a SPARE message with its
+ * pidfd and its socket's other end, or with pid 0 when that failed. */
+static void spare_next(int s, pid_t app)
 {
     struct reply m;
+    int sv[2], fds[2] = {-1, -1};
+    long pid = -1;
 
-    spare_make(sp, s, app);
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0) {
+        pid = clone_worker(&fds[0]);
+        if (pid == 0) {
+            (void)close(s);
+            (void)close(sv[0]);
+            spare_main(sv[1], app);
+        }
+        (void)close(sv[1]);
+        fds[1] = sv[0];
+    }
     memset(&m, 0, sizeof m);
     m.kind = MSG_SPARE;
-    m.pid = (int32_t)sp->pid;
-    (void)send_fds(s, &m, sizeof m, NULL, 0);
+    if (pid > 0) {
+        m.pid = (int32_t)pid;
+        (void)send_fds(s, &m, sizeof m, fds, 2);
+    } else {
+        (void)send_fds(s, &m, sizeof m, NULL, 0);
+    }
+    if (fds[0] >= 0) {
+        (void)close(fds[0]);
+    }
+    if (fds[1] >= 0) {
+        (void)close(fds[1]);
+    }
 }
 
-/* The zygote: serve fork requests until the application closes its end
- * or dies. Single-threaded, and it allocates nothing. */
+/* The zygote: serve requests until the application closes its end or
+ * dies. A REQ_TAKEN says that the application took the last spare (or
+ * found it dead): make the next. A REQ_WORKER, with the request's fds,
+ * asks for a worker now (no spare at hand). Single-threaded, and it
+ * allocates nothing. */
 static _Noreturn void zygote_main(int s, pid_t app)
 {
-    struct spare sp;
-
     subiter__reset_signals();
     /* Like its workers: a Ctrl-C the application handles must not end
      * the zygote and its spare. */
@@ -273,10 +236,10 @@ static _Noreturn void zygote_main(int s, pid_t app)
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != app) {
         _exit(SUBITER__EXIT_ORPHAN);
     }
-    spare_next(&sp, s, app);
+    spare_next(s, app);
     for (;;) {
         struct reply rep;
-        int fds[REQ_FDS], nfds, pidfd = -1, given = -1;
+        int fds[REQ_FDS], nfds, pidfd = -1;
         char byte;
         ssize_t got = recv_fds(s, &byte, 1, fds, REQ_FDS, &nfds);
         long pid;
@@ -284,12 +247,14 @@ static _Noreturn void zygote_main(int s, pid_t app)
         if (got <= 0) {
             _exit(0);
         }
+        if (byte == REQ_TAKEN && nfds == 0) {
+            spare_next(s, app);
+            continue;
+        }
         memset(&rep, 0, sizeof rep);
         rep.kind = MSG_WORKER;
-        if (nfds != REQ_FDS) {
+        if (byte != REQ_WORKER || nfds != REQ_FDS) {
             rep.err = -EPROTO;
-        } else if (spare_take(&sp, &rep, &pidfd) == 0) {
-            given = sp.sock;
         } else {
             pid = clone_worker(&pidfd);
             if (pid == 0) {
@@ -299,21 +264,10 @@ static _Noreturn void zygote_main(int s, pid_t app)
             rep.err = pid < 0 ? -errno : 0;
             rep.pid = pid < 0 ? 0 : (int32_t)pid;
         }
-        (void)send_fds(s, &rep, sizeof rep, &pidfd, pidfd >= 0 ? 1 : 0);
-        if (given >= 0) {
-            spare_give(given, fds);
-        }
         close_fds(fds, nfds);
+        (void)send_fds(s, &rep, sizeof rep, &pidfd, pidfd >= 0 ? 1 : 0);
         if (pidfd >= 0) {
             (void)close(pidfd);
-        }
-        /* After every request, as the application counts on. */
-        if (sp.pid == 0) {
-            spare_next(&sp, s, app);
-        } else {
-            struct reply m = {MSG_SPARE, 0, (int32_t)sp.pid};
-
-            (void)send_fds(s, &m, sizeof m, NULL, 0);
         }
     }
 }
@@ -326,62 +280,108 @@ static void reap(pid_t pid)
     }
 }
 
-/* A SPARE message: the zygote made `pid` (0: none). A spare told of
- * before and never handed a request died (the zygote made another only
- * after it found it gone): reap it. */
-static void note_spare(pid_t pid)
+/* Let the spare go: it exits when it reads the end of its socket (shut
+ * down, not only closed: a worker we forked holds a copy of our end).
+ * `ours`: it is our child, to be reaped; a process forked from ours only
+ * closes its copies. */
+static void spare_drop(bool ours)
+{
+    if (spare.pid > 0 && ours) {
+        (void)shutdown(spare.sock, SHUT_RDWR);
+        reap(spare.pid);
+    }
+    if (spare.pid > 0) {
+        (void)close(spare.sock);
+        (void)close(spare.pidfd);
+    }
+    spare.pid = 0;
+    spare.pidfd = -1;
+    spare.sock = -1;
+}
+
+/* A SPARE message with its fds: the zygote made `pid` (0: none). */
+static void note_spare(const struct reply *m, const int *fds, int nfds)
 {
     if (owed > 0) {
         owed--;
     }
-    if (spare > 0 && spare != pid) {
-        reap(spare);
+    /* One at a time (the zygote makes one per REQ_TAKEN); anything else
+     * is let go. */
+    spare_drop(true);
+    if (m->pid > 0 && nfds == 2) {
+        spare.pid = m->pid;
+        spare.pidfd = fds[0];
+        spare.sock = fds[1];
+    } else {
+        close_fds(fds, nfds);
     }
-    spare = pid;
 }
 
 /* Read the zygote's next message: its length, 0 at its end, or -errno.
- * A SPARE message is noted (and returned too). */
-static ssize_t read_msg(struct reply *m, int *fd, int *nfds)
+ * A SPARE message is noted (and returned too); the fd of any other is in
+ * *fd (-1: none). */
+static ssize_t read_msg(struct reply *m, int *fd)
 {
-    ssize_t got = recv_fds(sock, m, sizeof *m, fd, 1, nfds);
+    int fds[2], nfds;
+    ssize_t got = recv_fds(sock, m, sizeof *m, fds, 2, &nfds);
 
+    *fd = -1;
     if (got == (ssize_t)sizeof *m && m->kind == MSG_SPARE) {
-        close_fds(fd, *nfds);
-        *nfds = 0;
-        note_spare(m->pid);
+        note_spare(m, fds, nfds);
+    } else if (nfds > 0) {
+        *fd = fds[0];
+        close_fds(fds + 1, nfds - 1);
     }
     return got;
 }
 
+/* Read every SPARE message the zygote owes us: 0, or -EPIPE when it is
+ * gone. */
+static int read_owed(void)
+{
+    struct reply m;
+    ssize_t got;
+    int fd;
+
+    while (owed > 0) {
+        got = read_msg(&m, &fd);
+        if (fd >= 0) {
+            (void)close(fd);
+        }
+        if (got <= 0) {
+            return got == 0 || got == -ECONNRESET ? -EPIPE : (int)got;
+        }
+    }
+    return 0;
+}
+
 /* Forget the zygote (it died, or it belongs to the process we were forked
- * from), reaping it and its last spare if they are ours. */
+ * from), reaping it and the spare if they are ours. */
 static void drop_locked(void)
 {
     bool ours = zygote > 0 && starter == getpid();
 
     if (sock >= 0 && ours) {
+        /* It exits at the end of our requests; then read what it said to
+         * the end, for a spare it made last. */
         struct reply m;
-        int fd, nfds;
+        int fd;
 
-        /* It exits at the end of our requests; then read what it said
-         * to the end, for the last spare, which exits with it. */
         (void)shutdown(sock, SHUT_WR);
         reap(zygote);
-        while (read_msg(&m, &fd, &nfds) > 0) {
-            close_fds(&fd, nfds);
-        }
-        if (spare > 0) {
-            reap(spare);
+        while (read_msg(&m, &fd) > 0) {
+            if (fd >= 0) {
+                (void)close(fd);
+            }
         }
     }
+    spare_drop(ours);
     if (sock >= 0) {
         (void)close(sock);
         sock = -1;
     }
     zygote = 0;
     starter = 0;
-    spare = 0;
     owed = 0;
 }
 
@@ -443,25 +443,71 @@ pid_t subiter__forkserver_spare(void)
 
     pthread_mutex_lock(&lock);
     if (zygote > 0 && starter == getpid()) {
-        struct reply m;
-        int fd, nfds;
-
-        /* Every spare it owes us: it sends each soon after a reply. */
-        while (owed > 0 && read_msg(&m, &fd, &nfds) > 0) {
-            close_fds(&fd, nfds);
-        }
-        pid = spare;
+        /* Every spare it owes us: it makes each at once. */
+        (void)read_owed();
+        pid = spare.pid;
     }
     pthread_mutex_unlock(&lock);
     return pid;
 }
 
-/* One request and its reply; -EPIPE when the zygote is gone. */
+/* Tell the zygote that the spare is gone (taken, or found dead): it makes
+ * the next. -EPIPE when the zygote is gone. */
+static int tell_taken(void)
+{
+    char byte = REQ_TAKEN;
+    int r = send_fds(sock, &byte, 1, NULL, 0);
+
+    if (r < 0) {
+        return r == -ECONNRESET ? -EPIPE : r;
+    }
+    owed++;
+    return 0;
+}
+
+/* Hand the request to the spare, straight: 0 with its pid and pidfd, 1
+ * when there is none (clone3() failed in the zygote, or the spare died
+ * twice in a row), -EPIPE when the zygote is gone. */
+static int spare_take(const int *fds, pid_t *pid, int *pidfd)
+{
+    char byte = REQ_WORKER;
+    int attempt, r;
+
+    for (attempt = 0; attempt < 2; attempt++) {
+        r = read_owed();
+        if (r < 0) {
+            return r;
+        }
+        if (spare.pid == 0) {
+            return 1;
+        }
+        if (send_fds(spare.sock, &byte, 1, fds, REQ_FDS) == 0) {
+            *pid = spare.pid;
+            *pidfd = spare.pidfd;
+            (void)close(spare.sock);
+            spare.pid = 0;
+            spare.pidfd = -1;
+            spare.sock = -1;
+            return tell_taken() < 0 ? -EPIPE : 0;
+        }
+        /* It died unused (its end of the socket is closed). One killed
+         * after this is a worker that died at its start. */
+        spare_drop(true);
+        r = tell_taken();
+        if (r < 0) {
+            return r;
+        }
+    }
+    return 1;
+}
+
+/* One REQ_WORKER to the zygote and its reply; -EPIPE when the zygote is
+ * gone. */
 static int request(const int *fds, pid_t *pid, int *pidfd)
 {
     struct reply rep;
-    int got_fd = -1, nfds;
-    char byte = 0;
+    int got_fd;
+    char byte = REQ_WORKER;
     ssize_t got;
     int r;
 
@@ -469,9 +515,8 @@ static int request(const int *fds, pid_t *pid, int *pidfd)
     if (r < 0) {
         return r == -ECONNRESET ? -EPIPE : r;
     }
-    owed++; /* it tells of a spare after every reply */
     do {
-        got = read_msg(&rep, &got_fd, &nfds);
+        got = read_msg(&rep, &got_fd);
     } while (got == (ssize_t)sizeof rep && rep.kind == MSG_SPARE);
     if (got == 0 || got == -ECONNRESET) {
         return -EPIPE;
@@ -481,18 +526,18 @@ static int request(const int *fds, pid_t *pid, int *pidfd)
     }
     if (got != (ssize_t)sizeof rep || rep.kind != MSG_WORKER ||
         (rep.err == 0 && rep.pid <= 0)) {
-        close_fds(&got_fd, nfds);
-        return -EPROTO;
+        r = -EPROTO;
+    } else {
+        r = rep.err;
     }
-    if (rep.err < 0) {
-        close_fds(&got_fd, nfds);
-        return rep.err;
-    }
-    if (rep.pid == spare) {
-        spare = 0; /* it is this worker now */
+    if (r < 0) {
+        if (got_fd >= 0) {
+            (void)close(got_fd);
+        }
+        return r;
     }
     *pid = rep.pid;
-    *pidfd = nfds == 1 ? got_fd : -1;
+    *pidfd = got_fd;
     return 0;
 }
 
@@ -510,13 +555,24 @@ int subiter__forkserver_fork(int hfd, int memfd, int efd, pid_t *pid,
                      subiter_strerror(r));
             break;
         }
-        r = request(fds, pid, pidfd);
+        r = spare_take(fds, pid, pidfd);
+        if (r == 1) {
+            r = request(fds, pid, pidfd);
+        }
         if (r != -EPIPE) {
             break;
         }
         /* The zygote died (the thread that started it exited, or someone
          * killed it): start another one, once. */
         drop_locked();
+        if (*pidfd >= 0) {
+            /* The spare took the request before we found out: keep it;
+             * a new zygote makes the next spare (or the next open tries
+             * again). */
+            (void)start_locked();
+            r = 0;
+            break;
+        }
     }
     pthread_mutex_unlock(&lock);
     if (r == -ENOSYS) {

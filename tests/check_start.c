@@ -490,13 +490,15 @@ START_TEST(test_start_forkserver_spare_killed)
 }
 END_TEST
 
-/* A zygote that died is replaced at the next open; its spare goes with
- * it. */
+/* A zygote that died is replaced by the open that finds it dead: the
+ * first open after the kill takes the spare it left (the application
+ * holds the spare's end of the hand-off, not the zygote), the next one
+ * needs a zygote for its worker. */
 START_TEST(test_start_forkserver_restarts)
 {
     subiter_opts o = method_opts(SUBITER_FORKSERVER);
     pid_t z, sp, ppid;
-    subiter *it;
+    subiter *it, *it2;
 
     if (forkserver_missing(SUBITER_FORKSERVER)) {
         return;
@@ -507,11 +509,16 @@ START_TEST(test_start_forkserver_restarts)
     ck_assert_int_gt(sp, 0);
     ck_assert_int_eq(kill(z, SIGKILL), 0);
     ck_assert_int_eq(subiter_open(&it, st_gen_ppid, NULL, &o), 0);
+    ck_assert_int_eq(subiter_pid(it), sp);
+    ck_assert_int_eq(subiter_open(&it2, st_gen_ppid, NULL, &o), 0);
     ck_assert_uint_eq(one_item(it, &ppid, sizeof ppid), sizeof ppid);
+    ck_assert_int_eq(ppid, getpid());
+    ck_assert_uint_eq(one_item(it2, &ppid, sizeof ppid), sizeof ppid);
     ck_assert_int_eq(ppid, getpid());
     ck_assert_int_ne(subiter__forkserver_pid(), z);
     ck_assert_int_gt(subiter__forkserver_pid(), 0);
     ck_assert_int_eq(subiter_close(it), 0);
+    ck_assert_int_eq(subiter_close(it2), 0);
     tu_assert_gone(z);
     tu_assert_gone(sp);
 }
