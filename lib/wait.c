@@ -118,7 +118,8 @@ static _Atomic uint32_t *running_of(_Atomic uint32_t *flag)
 
 /*
  * May this wait spin one more turn? Only while the other side is awake on
- * another CPU, and for at most its window (subiter__spin_window()). A
+ * another CPU (or about to be: we just woke it, subiter__wake_if_armed()),
+ * and for at most its window (subiter__spin_window()). A
  * side that sleeps moves only when we wake it, and one on our own CPU
  * cannot run while we spin: then spinning only burns what the other side
  * (or, on a loaded machine, anyone) needs, so we sleep at once and the

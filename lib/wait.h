@@ -116,8 +116,17 @@ static inline bool subiter__wake_if_armed(_Atomic uint32_t *flag, bool unfenced)
     } else {
         atomic_thread_fence(memory_order_seq_cst);
     }
-    return atomic_load_explicit(flag, memory_order_relaxed) &&
-           atomic_exchange_explicit(flag, 0, memory_order_relaxed);
+    if (!atomic_load_explicit(flag, memory_order_relaxed) ||
+        !atomic_exchange_explicit(flag, 0, memory_order_relaxed)) {
+        return false;
+    }
+    /* The caller wakes it now: it is about to run, as far as our next
+     * wait's spin is concerned (its "running" word follows its flag,
+     * shm.h), so that a wait for its answer spins rather than sleeping
+     * and waiting for a wake-up of its own. The side stores its CPU once
+     * it runs. */
+    atomic_store_explicit(flag + 1, SUBITER__RUNNING_ANY, memory_order_relaxed);
+    return true;
 }
 /* `unfenced` above for waking a side that said `their_barrier` (shm.h). */
 SUBITER__HIDDEN bool subiter__wake_unfenced(uint32_t their_barrier);

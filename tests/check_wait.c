@@ -97,6 +97,29 @@ START_TEST(test_wait_spins_while_other_runs_then_arms)
 }
 END_TEST
 
+/* The side that wakes a sleeper marks it about to run, so that its own
+ * next wait (for the answer) spins instead of sleeping at once; a side
+ * that was not armed is left as it was. */
+START_TEST(test_wait_woken_side_counts_as_running)
+{
+    struct subiter__shm *shm = fake_shm();
+    struct subiter__wait w = SUBITER__WAIT_INIT;
+
+    atomic_store(&shm->parent_running, 0);
+    ck_assert(!subiter__wake_if_armed(&shm->parent_sleeping, false));
+    ck_assert_uint_eq(atomic_load(&shm->parent_running), 0);
+    atomic_store(&shm->parent_sleeping, 1);
+    ck_assert(subiter__wake_if_armed(&shm->parent_sleeping, false));
+    ck_assert_uint_eq(atomic_load(&shm->parent_sleeping), 0);
+    ck_assert_uint_eq(atomic_load(&shm->parent_running), SUBITER__RUNNING_ANY);
+    /* So the worker's next wait spins first. */
+    subiter__worker_wait(shm, &w);
+    ck_assert(!w.armed);
+    ck_assert_uint_eq(w.spins, 1);
+    free(shm);
+}
+END_TEST
+
 /* The spin window: the base, or a quarter more than the last wait when
  * that ended within the longest window. */
 START_TEST(test_wait_spin_window)
@@ -410,6 +433,7 @@ static Suite *wait_suite(void)
     tcase_add_test(tc, test_wait_no_spin_while_other_sleeps);
     tcase_add_test(tc, test_wait_no_spin_on_own_cpu);
     tcase_add_test(tc, test_wait_spins_while_other_runs_then_arms);
+    tcase_add_test(tc, test_wait_woken_side_counts_as_running);
     tcase_add_test(tc, test_wait_spin_window);
     tcase_add_test(tc, test_wait_window_from_last_wait);
     tcase_add_test(tc, test_wait_parent_no_spin_while_worker_sleeps);
