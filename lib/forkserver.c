@@ -229,8 +229,10 @@ static _Noreturn void zygote_main(int s, pid_t app)
     /* Like its workers: a Ctrl-C the application handles must not end
      * the zygote and its spare. */
     subiter__ignore_terminal_signals();
-    /* Once here, so that no worker loads or warms the unwinder. */
+    /* Once here, so that no worker loads or warms the unwinder, nor binds
+     * the generator's calls. */
     subiter__trace_prime();
+    subiter__bind_generator_calls();
     /* Never outlive the application (the thread that started the zygote,
      * to be exact); it may be gone already, hence the getppid(). */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != app) {

@@ -535,6 +535,9 @@ static int spawn(subiter *it, const subiter_opts *o, subiter_iter_fn fn,
     a.id = *id;
     a.signals_clean = false; /* the application's handlers */
     subiter__trace_prime();
+    if (o->start_method == SUBITER_FORK) {
+        subiter__bind_generator_calls();
+    }
     subiter__oom_begin(&it->oom);
     if (o->start_method != SUBITER_FORK) {
         return start_other(it, o, &a);

@@ -53,6 +53,11 @@ SUBITER__HIDDEN bool subiter__handoff_arg_ok(int method, const void *arg,
  * that pass numbers, or pages the zygote shares, as arg). */
 SUBITER__HIDDEN void subiter__handoff_raw_arg(bool on);
 
+/* Bind the application's lazily bound calls of the generator's API
+ * (subiter_yield() and the like) in this process, once, so that the
+ * workers it makes, copies of it, do not bind them each (bind.c). */
+SUBITER__HIDDEN void subiter__bind_generator_calls(void);
+
 /* Test hook: the zygote's pid, 0 when none runs for this process. */
 SUBITER__HIDDEN pid_t subiter__forkserver_pid(void);
 /* Test hook: the zygote's spare (a child of this process that waits to be
