@@ -534,6 +534,7 @@ static int spawn(subiter *it, const subiter_opts *o, subiter_iter_fn fn,
     a.arg = arg;
     a.id = *id;
     a.signals_clean = false; /* the application's handlers */
+    it->start_method = o->start_method;
     subiter__trace_prime();
     if (o->start_method == SUBITER_FORK) {
         subiter__bind_generator_calls();

@@ -31,6 +31,10 @@ SUBITER__HIDDEN bool subiter__read_past(const subiter *it, uint32_t mark);
 SUBITER__HIDDEN int subiter__init_step(subiter *it);
 /* The same, waiting: 0 or the error. */
 SUBITER__HIDDEN int subiter__init_wait(subiter *it);
+/* How long the last waiting open by `method` waited for its worker's
+ * first status, in ns (0: none yet): the spin window of the next one's
+ * (subiter.c). */
+SUBITER__HIDDEN int64_t subiter__first_wait_ns(int method);
 /* subiter_next() without waiting: -EAGAIN when nothing is there yet, and
  * without items_ok, -EBUSY when an item is next (it stays there). */
 SUBITER__HIDDEN int subiter__next_nowait(subiter *it, subiter_item *item,

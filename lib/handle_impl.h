@@ -32,6 +32,7 @@ struct subiter {
     bool holding;    /* an item view is out */
     struct subiter__item_word word; /* the last item's prefix */
     int64_t last_wait_ns;           /* wait.h: subiter__spin_window() */
+    int start_method;               /* SUBITER_FORK, ...: its worker's */
     uint32_t held_len;
     struct subiter__status held;
     struct subiter__oom oom;

@@ -233,6 +233,46 @@ START_TEST(test_wait_default_bound_is_bytes)
 }
 END_TEST
 
+/* ---- a new handle's first wait ---- */
+
+static int init_sleeps_2ms(subiter_gen *g, void *arg)
+{
+    (void)g;
+    (void)arg;
+    usleep(2000);
+    return 0;
+}
+
+static int gen_nothing(subiter_gen *g, void *arg)
+{
+    (void)g;
+    (void)arg;
+    return 0;
+}
+
+/* A waiting open records how long it waited for its worker's first
+ * status, by its start method, whose window the next open's wait by the
+ * same method spins for: at least the initializer's sleep, at most the
+ * open. */
+START_TEST(test_wait_first_wait_recorded)
+{
+    struct tu_snapshot snap;
+    subiter_opts o = tu_opts(WAIT_MS);
+    int64_t t0, took;
+    subiter *it;
+
+    tu_snapshot(&snap);
+    o.init = init_sleeps_2ms;
+    t0 = subiter__now_ns();
+    ck_assert_int_eq(subiter_open(&it, gen_nothing, NULL, &o), 0);
+    took = subiter__now_ns() - t0;
+    ck_assert_int_ge(subiter__first_wait_ns(o.start_method), 2000000);
+    ck_assert_int_le(subiter__first_wait_ns(o.start_method), took);
+    ck_assert_int_eq(subiter_close(it), 0);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 /* ---- a full ring: one wake-up per half of it ---- */
 
 #define BIG_ITEM (64 * 1024) /* the default 4 MiB ring holds 63 */
@@ -434,6 +474,7 @@ static Suite *wait_suite(void)
     tcase_add_test(tc, test_wait_no_spin_on_own_cpu);
     tcase_add_test(tc, test_wait_spins_while_other_runs_then_arms);
     tcase_add_test(tc, test_wait_woken_side_counts_as_running);
+    tcase_add_test(tc, test_wait_first_wait_recorded);
     tcase_add_test(tc, test_wait_spin_window);
     tcase_add_test(tc, test_wait_window_from_last_wait);
     tcase_add_test(tc, test_wait_parent_no_spin_while_worker_sleeps);
