@@ -23,6 +23,11 @@ enum phase { PHASE_NONE, PHASE_INIT, PHASE_ITER };
 struct subiter_gen {
     uint32_t magic;
     enum phase phase;
+    /* fast_reserve() may take the next item: in an iteration, no
+     * reservation open, nothing to skip, no stop or abort read, the
+     * eventfd ours. Set by fast_update() after each change of those: one
+     * test per item instead of six. */
+    bool fast;
     struct subiter__shm *shm;
     struct subiter__ring cmd;   /* consumer */
     struct subiter__ring items; /* producer */
@@ -52,6 +57,13 @@ struct subiter_gen {
     bool dropped;       /* an item did not fit: the iteration fails */
     char dropped_msg[256];
 };
+
+/* Recompute g->fast from what it stands for. */
+static void fast_update(subiter_gen *g)
+{
+    g->fast = g->phase == PHASE_ITER && g->reserved == NULL && g->skip == 0 &&
+              !g->efd_lost && !g->stop && !g->abort;
+}
 
 #ifdef SUBITER_COVERAGE
 void __gcov_dump(void);
@@ -116,6 +128,7 @@ static bool efd_ours(subiter_gen *g)
     if (!g->efd_lost && (fstat(g->efd, &st) < 0 || st.st_dev != g->efd_dev ||
                          st.st_ino != g->efd_ino)) {
         g->efd_lost = true;
+        fast_update(g);
     }
     return !g->efd_lost;
 }
@@ -164,6 +177,7 @@ static void poll_commands(subiter_gen *g)
         }
         subiter__command_free(&c);
     }
+    fast_update(g);
     subiter__ring_publish(&g->cmd); /* the commands it read */
 }
 
@@ -252,8 +266,7 @@ static void commit_item(subiter_gen *g, unsigned char *frame, size_t len)
 {
     subiter__wire_item_prefix(&g->word, frame, len);
     subiter__ring_commit(&g->items, (uint32_t)(SUBITER__ITEM_PREFIX + len));
-    /* reserve() waited until this item was below the bound. */
-    assert(g->published - g->consumed < g->buffer_items);
+    /* Below the bound: fast_reserve() looked, or reserve() waited. */
     g->published++;
     atomic_store_explicit(&g->shm->items_published, g->published,
                           memory_order_relaxed);
@@ -355,9 +368,11 @@ static void iterate(subiter_gen *g, subiter_iter_fn fn, void *arg)
     reseed(g, g->start.start.iteration);
     send_status(g, SUBITER__STARTED, NULL, 0);
     g->phase = PHASE_ITER;
+    fast_update(g);
     r = fn(g, arg);
     g->phase = PHASE_NONE;
     g->reserved = NULL; /* an uncommitted reservation is dropped */
+    fast_update(g);
     subiter__command_free(&g->start);
     if (g->abort) {
         worker_exit(0);
@@ -592,6 +607,7 @@ static int discard(subiter_gen *g)
         return SUBITER_STOPPED;
     }
     g->skip--;
+    fast_update(g);
     return 0;
 }
 
@@ -602,10 +618,9 @@ static int discard(subiter_gen *g)
  * (and report). */
 static inline unsigned char *fast_reserve(subiter_gen *g, size_t len)
 {
-    if (g == NULL || g->magic != GEN_MAGIC || g->phase != PHASE_ITER ||
+    if (g == NULL || g->magic != GEN_MAGIC || !g->fast ||
         len > g->items.size || /* no wrap in the sum below */
-        g->reserved != NULL || g->skip > 0 || g->efd_lost || g->stop ||
-        g->abort || g->published - g->consumed >= g->buffer_items ||
+        g->published - g->consumed >= g->buffer_items ||
         subiter__ring_pending(&g->cmd)) {
         return NULL;
     }
@@ -667,6 +682,7 @@ int subiter_reserve(subiter_gen *g, size_t len, void **buf)
     }
     g->reserved = frame;
     g->reserved_len = len;
+    g->fast = false;
     *buf = frame + SUBITER__ITEM_PREFIX;
     return 0;
 }
@@ -691,6 +707,7 @@ int subiter_commit(subiter_gen *g, size_t len)
     }
     frame = g->reserved;
     g->reserved = NULL;
+    fast_update(g);
     if (g->skip > 0) {
         /* Never published: the next reservation reuses its room. */
         return discard(g);
@@ -778,5 +795,6 @@ unsigned long long subiter_skip(subiter_gen *g)
     /* The generator seeks past them itself: the library drops no more. */
     n = g->skip;
     g->skip = 0;
+    fast_update(g);
     return n;
 }
