@@ -34,11 +34,11 @@
 #include "start.h"
 
 /* What the application sends: a byte, REQ_WORKER with three fds
- * (hand-off, region, eventfd: a worker now, please) or REQ_TAKEN alone
- * (the spare is taken or dead: make the next). A spare gets the same
- * three fds from the application. */
+ * (hand-off, region, eventfd: a worker now, please) or REQ_SPARE alone
+ * (we hold no spare: it was taken, died, or never came; make one). A
+ * spare gets the same three fds from the application. */
 #define REQ_FDS 3
-enum { REQ_WORKER = 'W', REQ_TAKEN = 'T' };
+enum { REQ_WORKER = 'W', REQ_SPARE = 'S' };
 
 /* What the zygote sends: the answer to a REQ_WORKER (with the worker's
  * pidfd), or a spare it made (with its pidfd and the application's end of
@@ -219,10 +219,9 @@ static void spare_next(int s, pid_t app)
 }
 
 /* The zygote: serve requests until the application closes its end or
- * dies. A REQ_TAKEN says that the application took the last spare (or
- * found it dead): make the next. A REQ_WORKER, with the request's fds,
- * asks for a worker now (no spare at hand). Single-threaded, and it
- * allocates nothing. */
+ * dies. A REQ_SPARE asks for a spare (the application holds none). A
+ * REQ_WORKER, with the request's fds, asks for a worker now (no spare at
+ * hand). Single-threaded, and it allocates nothing. */
 static _Noreturn void zygote_main(int s, pid_t app)
 {
     subiter__reset_signals();
@@ -249,7 +248,7 @@ static _Noreturn void zygote_main(int s, pid_t app)
         if (got <= 0) {
             _exit(0);
         }
-        if (byte == REQ_TAKEN && nfds == 0) {
+        if (byte == REQ_SPARE && nfds == 0) {
             spare_next(s, app);
             continue;
         }
@@ -307,15 +306,20 @@ static void note_spare(const struct reply *m, const int *fds, int nfds)
     if (owed > 0) {
         owed--;
     }
-    /* One at a time (the zygote makes one per REQ_TAKEN); anything else
+    /* One at a time (the zygote makes one per REQ_SPARE); anything else
      * is let go. */
     spare_drop(true);
     if (m->pid > 0 && nfds == 2) {
         spare.pid = m->pid;
         spare.pidfd = fds[0];
         spare.sock = fds[1];
-    } else {
-        close_fds(fds, nfds);
+        return;
+    }
+    close_fds(fds, nfds);
+    if (m->pid > 0) {
+        /* Its fds did not reach us (out of descriptors): with no one at
+         * the other end of its socket, it exits at once. */
+        reap(m->pid);
     }
 }
 
@@ -453,11 +457,11 @@ pid_t subiter__forkserver_spare(void)
     return pid;
 }
 
-/* Tell the zygote that the spare is gone (taken, or found dead): it makes
- * the next. -EPIPE when the zygote is gone. */
-static int tell_taken(void)
+/* Ask the zygote for a spare, since we hold none (taken, found dead, or
+ * none came): 0, or -EPIPE when the zygote is gone. */
+static int ask_spare(void)
 {
-    char byte = REQ_TAKEN;
+    char byte = REQ_SPARE;
     int r = send_fds(sock, &byte, 1, NULL, 0);
 
     if (r < 0) {
@@ -467,9 +471,10 @@ static int tell_taken(void)
     return 0;
 }
 
-/* Hand the request to the spare, straight: 0 with its pid and pidfd, 1
- * when there is none (clone3() failed in the zygote, or the spare died
- * twice in a row), -EPIPE when the zygote is gone. */
+/* Hand the request to the spare, straight, and ask for the next: 0 with
+ * its pid and pidfd, 1 when there is none (clone3() failed in the zygote,
+ * its fds did not reach us, or the spare died twice in a row), -EPIPE
+ * when the zygote is gone. */
 static int spare_take(const int *fds, pid_t *pid, int *pidfd)
 {
     char byte = REQ_WORKER;
@@ -490,12 +495,12 @@ static int spare_take(const int *fds, pid_t *pid, int *pidfd)
             spare.pid = 0;
             spare.pidfd = -1;
             spare.sock = -1;
-            return tell_taken() < 0 ? -EPIPE : 0;
+            return ask_spare() < 0 ? -EPIPE : 0;
         }
         /* It died unused (its end of the socket is closed). One killed
          * after this is a worker that died at its start. */
         spare_drop(true);
-        r = tell_taken();
+        r = ask_spare();
         if (r < 0) {
             return r;
         }
@@ -560,6 +565,10 @@ int subiter__forkserver_fork(int hfd, int memfd, int efd, pid_t *pid,
         r = spare_take(fds, pid, pidfd);
         if (r == 1) {
             r = request(fds, pid, pidfd);
+            /* And a spare for the next open, after this one's worker. */
+            if (r != -EPIPE) {
+                (void)ask_spare();
+            }
         }
         if (r != -EPIPE) {
             break;

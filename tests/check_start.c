@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -490,6 +491,45 @@ START_TEST(test_start_forkserver_spare_killed)
 }
 END_TEST
 
+/* A spare whose fds do not reach the application (it is out of
+ * descriptors) is not left as a zombie: it exits, with no one at the other
+ * end of its socket, and is reaped; the next open gets a worker. */
+START_TEST(test_start_forkserver_spare_fds_lost)
+{
+    subiter_opts o = method_opts(SUBITER_FORKSERVER);
+    struct tu_snapshot snap;
+    struct rlimit old, low;
+    pid_t sp = spare_of_new_zygote(&snap), next, ppid;
+    subiter *it;
+    int free_fd;
+
+    if (sp == 0) {
+        return;
+    }
+    /* Take the spare: the zygote makes the next one and sends its fds. */
+    ck_assert_int_eq(subiter_open(&it, st_gen_ppid, NULL, &o), 0);
+    ck_assert_int_eq(subiter_pid(it), sp);
+    ck_assert_int_eq(subiter_close(it), 0);
+    /* No descriptor above the lowest free one (the limit is on numbers). */
+    free_fd = dup(0);
+    ck_assert_int_ge(free_fd, 0);
+    ck_assert_int_eq(close(free_fd), 0);
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)free_fd;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    next = subiter__forkserver_spare();
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    ck_assert_int_eq(next, 0);
+    ck_assert_int_eq(tu_other_child(), 0);
+    ck_assert_int_eq(subiter_open(&it, st_gen_ppid, NULL, &o), 0);
+    ck_assert_uint_eq(one_item(it, &ppid, sizeof ppid), sizeof ppid);
+    ck_assert_int_eq(ppid, getpid());
+    ck_assert_int_eq(subiter_close(it), 0);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 /* A zygote that died is replaced by the open that finds it dead: the
  * first open after the kill takes the spare it left (the application
  * holds the spare's end of the hand-off, not the zygote), the next one
@@ -643,6 +683,7 @@ static Suite *start_suite(void)
     tcase_add_test(tc, test_start_forkserver_once);
     tcase_add_test(tc, test_start_forkserver_spare);
     tcase_add_test(tc, test_start_forkserver_spare_killed);
+    tcase_add_test(tc, test_start_forkserver_spare_fds_lost);
     tcase_add_test(tc, test_start_forkserver_ignores_terminal);
     tcase_add_test(tc, test_start_forkserver_restarts);
     tcase_add_loop_test(tc, test_start_pool, 0, 3);
