@@ -8,10 +8,11 @@
  * keeps a pool of them for the same reason), and sends the application
  * its pidfd and one end of a socket whose other end the spare waits on.
  * An open hands the spare its fds over that socket, with no round trip
- * through the zygote, and then tells the zygote, which makes the next
- * spare; only when there is none does an open ask the zygote for a worker
- * and wait for the clone. The spare is the application's child from its
- * start: the application reaps one that died unused, and lets the last
+ * through the zygote, and once that worker has started asks the zygote
+ * for the next spare (made at once, its clone competed with the start on
+ * a small machine); only when there is none does an open ask the zygote
+ * for a worker and wait for the clone. The spare is the application's child
+ * from its start: the application reaps one that died unused, and lets the last
  * one go (the end of its socket) when the zygote ends.
  *
  * The zygote's pid, socket and spare are the library's one piece of
@@ -57,6 +58,9 @@ static pid_t zygote;  /* 0: none */
 static pid_t starter; /* the process whose zygote it is */
 static int sock = -1; /* our end of the zygote's socket */
 static unsigned owed; /* SPARE messages the zygote will send, unread */
+/* An open took the spare, and the next is not asked for yet: that waits
+ * until the worker has started (subiter__forkserver_settled()). */
+static _Atomic bool spare_due;
 /* The spare the zygote sent, ours to hand a request: its pid (0: none),
  * pidfd and our end of its socket. */
 static struct {
@@ -389,6 +393,7 @@ static void drop_locked(void)
     zygote = 0;
     starter = 0;
     owed = 0;
+    atomic_store_explicit(&spare_due, false, memory_order_relaxed);
 }
 
 static int start_locked(void)
@@ -495,7 +500,8 @@ static int spare_take(const int *fds, pid_t *pid, int *pidfd)
             spare.pid = 0;
             spare.pidfd = -1;
             spare.sock = -1;
-            return ask_spare() < 0 ? -EPIPE : 0;
+            atomic_store_explicit(&spare_due, true, memory_order_relaxed);
+            return 0;
         }
         /* It died unused (its end of the socket is closed). One killed
          * after this is a worker that died at its start. */
@@ -506,6 +512,20 @@ static int spare_take(const int *fds, pid_t *pid, int *pidfd)
         }
     }
     return 1;
+}
+
+void subiter__forkserver_settled(void)
+{
+    if (!atomic_load_explicit(&spare_due, memory_order_relaxed)) {
+        return;
+    }
+    pthread_mutex_lock(&lock);
+    if (atomic_exchange_explicit(&spare_due, false, memory_order_relaxed) &&
+        zygote > 0 && starter == getpid()) {
+        /* A zygote gone is found by the next open. */
+        (void)ask_spare();
+    }
+    pthread_mutex_unlock(&lock);
 }
 
 /* One REQ_WORKER to the zygote and its reply; -EPIPE when the zygote is
@@ -565,8 +585,10 @@ int subiter__forkserver_fork(int hfd, int memfd, int efd, pid_t *pid,
         r = spare_take(fds, pid, pidfd);
         if (r == 1) {
             r = request(fds, pid, pidfd);
-            /* And a spare for the next open, after this one's worker. */
+            /* And a spare for the next open, after this one's worker (which
+             * had to wait for a clone anyway). */
             if (r != -EPIPE) {
+                atomic_store_explicit(&spare_due, false, memory_order_relaxed);
                 (void)ask_spare();
             }
         }

@@ -632,6 +632,8 @@ void subiter__close_many(subiter **v, int *rc, size_t n)
             (void)subiter__push_command(v[i], SUBITER__CMD_ABORT, NULL, 0);
         }
     }
+    /* A handle closed before its worker's first status. */
+    subiter__forkserver_settled();
     reap_all(v, n, SIGTERM);
     reap_all(v, n, SIGKILL);
     for (i = 0; i < n; i++) {

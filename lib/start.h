@@ -53,6 +53,12 @@ SUBITER__HIDDEN bool subiter__handoff_arg_ok(int method, const void *arg,
  * that pass numbers, or pages the zygote shares, as arg). */
 SUBITER__HIDDEN void subiter__handoff_raw_arg(bool on);
 
+/* A worker of ours has started (its first status came, or it failed, or
+ * its handle is closed): if an open took the forkserver's spare, ask the
+ * zygote for the next one now. Made while the worker that took the spare
+ * started, the next spare competed with it for the CPUs. */
+SUBITER__HIDDEN void subiter__forkserver_settled(void);
+
 /* Bind the application's lazily bound calls of the generator's API
  * (subiter_yield() and the like) in this process, once, so that the
  * workers it makes, copies of it, do not bind them each (bind.c). */

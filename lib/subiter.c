@@ -11,6 +11,7 @@
 
 #include "internal.h"
 #include "handle_impl.h"
+#include "start.h"
 
 /* ---- open ---- */
 
@@ -47,6 +48,9 @@ static int await_init(subiter *it, bool wait)
         if (r == -EAGAIN) {
             return r;
         }
+        /* This worker has started (or failed to): the forkserver may
+         * make the next spare without slowing this start. */
+        subiter__forkserver_settled();
         if (r < 0) {
             if (r == -ENOMEM) {
                 return subiter__fail(it, r, "out of memory");

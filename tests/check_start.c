@@ -491,6 +491,32 @@ START_TEST(test_start_forkserver_spare_killed)
 }
 END_TEST
 
+/* An open that takes the spare asks for the next once its worker has
+ * started, not while it starts (the clone would compete with it): by its
+ * first status, or by its close when that comes first. */
+START_TEST(test_start_forkserver_next_spare_after_start)
+{
+    subiter_opts o = method_opts(SUBITER_FORKSERVER);
+    struct tu_snapshot snap;
+    pid_t sp = spare_of_new_zygote(&snap), next;
+    subiter *it;
+
+    if (sp == 0) {
+        return;
+    }
+    /* Opened without waiting for its first status, then closed. */
+    ck_assert_int_eq(subiter__open_async(&it, st_gen_ppid, NULL, &o, NULL), 0);
+    ck_assert_int_eq(subiter_pid(it), sp);
+    ck_assert_int_eq(subiter_close(it), 0);
+    next = subiter__forkserver_spare();
+    ck_assert_int_gt(next, 0);
+    ck_assert_int_ne(next, sp);
+    ck_assert(live_child(next));
+    tu_assert_gone(sp);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 /* A spare whose fds do not reach the application (it is out of
  * descriptors) is not left as a zombie: it exits, with no one at the other
  * end of its socket, and is reaped; the next open gets a worker. */
@@ -684,6 +710,7 @@ static Suite *start_suite(void)
     tcase_add_test(tc, test_start_forkserver_spare);
     tcase_add_test(tc, test_start_forkserver_spare_killed);
     tcase_add_test(tc, test_start_forkserver_spare_fds_lost);
+    tcase_add_test(tc, test_start_forkserver_next_spare_after_start);
     tcase_add_test(tc, test_start_forkserver_ignores_terminal);
     tcase_add_test(tc, test_start_forkserver_restarts);
     tcase_add_loop_test(tc, test_start_pool, 0, 3);
