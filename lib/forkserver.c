@@ -476,10 +476,11 @@ static int ask_spare(void)
     return 0;
 }
 
-/* Hand the request to the spare, straight, and ask for the next: 0 with
- * its pid and pidfd, 1 when there is none (clone3() failed in the zygote,
- * its fds did not reach us, or the spare died twice in a row), -EPIPE
- * when the zygote is gone. */
+/* Hand the request to the spare, straight: 0 with its pid and pidfd (the
+ * next spare is asked for once this worker has started,
+ * subiter__forkserver_settled()), 1 when there is none (clone3() failed
+ * in the zygote, its fds did not reach us, or the spare died twice in a
+ * row), -EPIPE when the zygote is gone. */
 static int spare_take(const int *fds, pid_t *pid, int *pidfd)
 {
     char byte = REQ_WORKER;
@@ -598,14 +599,6 @@ int subiter__forkserver_fork(int hfd, int memfd, int efd, pid_t *pid,
         /* The zygote died (the thread that started it exited, or someone
          * killed it): start another one, once. */
         drop_locked();
-        if (*pidfd >= 0) {
-            /* The spare took the request before we found out: keep it;
-             * a new zygote makes the next spare (or the next open tries
-             * again). */
-            (void)start_locked();
-            r = 0;
-            break;
-        }
     }
     pthread_mutex_unlock(&lock);
     if (r == -ENOSYS) {
