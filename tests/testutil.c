@@ -113,10 +113,9 @@ void tu_snapshot(struct tu_snapshot *s)
     if (tu_start_method() == SUBITER_FORKSERVER) {
         ck_assert_int_eq(subiter_forkserver_start(), 0);
     }
-    /* The spare the zygote made, whose pidfd and socket we hold. */
-    if (subiter__forkserver_pid() > 0) {
-        (void)subiter__forkserver_spare();
-    }
+    /* The spare the zygote made, whose pidfd and socket we hold (none
+     * without a zygote of this process). */
+    (void)subiter__forkserver_spare();
     /* Crash reports keep symbols (and a debug file's fd) for the next
      * one: a process-wide cache, not a leak (check_trace tests it). */
     subiter__symbols_forget();

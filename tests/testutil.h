@@ -19,13 +19,13 @@ struct tu_snapshot {
 void tu_snapshot(struct tu_snapshot *s);
 /* Entries in /proc/self/fd now. */
 int tu_count_fds(void);
-/* ck_assert that fds and mappings are back to `s`, and no child is left
- * (waitpid(-1, WNOHANG) says ECHILD). Call before the test returns. */
 /* The number in field `field` of /proc/<pid>/status, in `base`. */
 unsigned long long tu_proc_status(pid_t pid, const char *field, int base);
 /* A child of this process other than the forkserver's zygote and spare,
  * or 0. */
 pid_t tu_other_child(void);
+/* ck_assert that fds and mappings are back to `s`, and no child is left
+ * (waitpid(-1, WNOHANG) says ECHILD). Call before the test returns. */
 void tu_assert_clean(const struct tu_snapshot *s);
 
 /* ck_assert that the process is gone: the library killed and reaped it
