@@ -106,25 +106,18 @@ static uint32_t this_cpu(void)
     return c >= 0 ? (uint32_t)c + 1 : SUBITER__RUNNING_ANY;
 }
 
-/* A side's "running" word sits right after its sleeping flag (shm.h pins
- * that), so the flag's address is enough to keep both. */
-static _Atomic uint32_t *running_of(_Atomic uint32_t *flag)
-{
-    return flag + 1;
-}
-
 /* The spin phase is over for this wait. */
 #define SPUN UINT_MAX
 
 /*
  * May this wait spin one more turn? Only while the other side is awake on
  * another CPU (or about to be: we just woke it, subiter__wake_if_armed()),
- * and for at most its window (subiter__spin_window()). A
- * side that sleeps moves only when we wake it, and one on our own CPU
- * cannot run while we spin: then spinning only burns what the other side
- * (or, on a loaded machine, anyone) needs, so we sleep at once and the
- * kernel runs whoever can make progress. `mine` is our running word,
- * `other` the other side's.
+ * and for at most its window (subiter__spin_window()). A side that sleeps
+ * moves only when we wake it, and one on our own CPU cannot run while we
+ * spin: then spinning only burns what the other side (or, on a loaded
+ * machine, anyone) needs, so we sleep at once and the kernel runs whoever
+ * can make progress. `mine` is our running word, `other` the other
+ * side's.
  */
 static bool may_spin(struct subiter__wait *w, _Atomic uint32_t *mine,
                      _Atomic uint32_t *other)
@@ -196,7 +189,7 @@ void subiter__sleep_flag(_Atomic uint32_t *flag)
 {
     atomic_store_explicit(flag, 1, memory_order_relaxed);
     /* Asleep from here on, as far as the other side's spin is concerned. */
-    atomic_store_explicit(running_of(flag), 0, memory_order_relaxed);
+    atomic_store_explicit(subiter__running_of(flag), 0, memory_order_relaxed);
 }
 
 void subiter__sleep_barrier(void)
@@ -223,7 +216,8 @@ void subiter__sleep_arm(_Atomic uint32_t *flag)
 void subiter__sleep_disarm(_Atomic uint32_t *flag)
 {
     atomic_store_explicit(flag, 0, memory_order_relaxed);
-    atomic_store_explicit(running_of(flag), this_cpu(), memory_order_relaxed);
+    atomic_store_explicit(subiter__running_of(flag), this_cpu(),
+                          memory_order_relaxed);
 }
 
 bool subiter__wake_unfenced(uint32_t their_barrier)

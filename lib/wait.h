@@ -102,6 +102,13 @@ SUBITER__HIDDEN void subiter__sleep_flag(_Atomic uint32_t *flag);
 SUBITER__HIDDEN void subiter__sleep_barrier(void);
 SUBITER__HIDDEN void subiter__sleep_disarm(_Atomic uint32_t *flag);
 
+/* A side's "running" word sits right after its sleeping flag (shm.h pins
+ * that), so the flag's address is enough to keep both. */
+static inline _Atomic uint32_t *subiter__running_of(_Atomic uint32_t *flag)
+{
+    return flag + 1;
+}
+
 /* The waker's look: is the other side armed? Clears its flag when it is,
  * so that it is woken once per sleep. `unfenced`: the sleeper arms with
  * membarrier and this process is registered (subiter__wake_unfenced()),
@@ -121,11 +128,11 @@ static inline bool subiter__wake_if_armed(_Atomic uint32_t *flag, bool unfenced)
         return false;
     }
     /* The caller wakes it now: it is about to run, as far as our next
-     * wait's spin is concerned (its "running" word follows its flag,
-     * shm.h), so that a wait for its answer spins rather than sleeping
-     * and waiting for a wake-up of its own. The side stores its CPU once
-     * it runs. */
-    atomic_store_explicit(flag + 1, SUBITER__RUNNING_ANY, memory_order_relaxed);
+     * wait's spin is concerned, so that a wait for its answer spins rather
+     * than sleeping and waiting for a wake-up of its own. The side stores
+     * its CPU once it runs. */
+    atomic_store_explicit(subiter__running_of(flag), SUBITER__RUNNING_ANY,
+                          memory_order_relaxed);
     return true;
 }
 /* `unfenced` above for waking a side that said `their_barrier` (shm.h). */
