@@ -39,14 +39,13 @@ void subiter__ring_init(struct subiter__ring *r, _Atomic uint32_t *head,
  * them? Re-reads the consumer's index only when the cached one says no. */
 static bool has_room(struct subiter__ring *r, uint32_t n)
 {
-    n += SUBITER__REC_HDR;
-    if (r->pos - r->cached + n <= r->size) {
+    if (subiter__ring_fits(r, n)) {
         return true;
     }
     /* acquire: pairs with the release in subiter__ring_publish(); the
      * consumer is done reading the bytes we are about to overwrite. */
     r->cached = atomic_load_explicit(r->head, memory_order_acquire);
-    return r->pos - r->cached + n <= r->size;
+    return subiter__ring_fits(r, n);
 }
 
 int subiter__ring_reserve(struct subiter__ring *r, size_t frame_len,

@@ -20,7 +20,6 @@
 #ifndef SUBITER_RING_H
 #define SUBITER_RING_H
 
-#include <assert.h>
 #include <string.h>
 
 #define SUBITER__REC_HDR 8u  /* u32 frame length, u32 kind */
@@ -112,6 +111,13 @@ static inline void subiter__ring_put(struct subiter__ring *r, uint32_t len,
     atomic_store_explicit(r->tail, r->pos, memory_order_relaxed);
 }
 
+/* Producer: room for `n` bytes past pos and for the next header after
+ * them, as far as the consumer's index last read says. */
+static inline bool subiter__ring_fits(const struct subiter__ring *r, uint32_t n)
+{
+    return r->pos - r->cached + n + SUBITER__REC_HDR <= r->size;
+}
+
 /* Producer: the common reservation, inline: room for a frame of
  * `frame_len` bytes before the end of the ring, as far as the consumer's
  * index last read says. NULL when subiter__ring_reserve() must decide
@@ -125,9 +131,7 @@ static inline void *subiter__ring_reserve_fast(struct subiter__ring *r,
         return NULL;
     }
     rec = (uint32_t)subiter__ring_rec_bytes(frame_len);
-    /* The record and the next header, as in has_room() (ring.c). */
-    if (rec > r->size - off ||
-        r->pos - r->cached + rec + SUBITER__REC_HDR > r->size) {
+    if (rec > r->size - off || !subiter__ring_fits(r, rec)) {
         return NULL;
     }
     return r->data + off + SUBITER__REC_HDR;
