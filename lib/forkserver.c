@@ -8,12 +8,13 @@
  * keeps a pool of them for the same reason), and sends the application
  * its pidfd and one end of a socket whose other end the spare waits on.
  * An open hands the spare its fds over that socket, with no round trip
- * through the zygote, and once that worker has started asks the zygote
- * for the next spare (made at once, its clone competed with the start on
- * a small machine); only when there is none does an open ask the zygote
- * for a worker and wait for the clone. The spare is the application's child
- * from its start: the application reaps one that died unused, and lets the last
- * one go (the end of its socket) when the zygote ends.
+ * through the zygote, and asks the zygote for the next spare once that
+ * worker has started (made at once, its clone competed with the start on
+ * a small machine); only when there is no spare does an open ask the
+ * zygote for a worker and wait for the clone. The spare is the
+ * application's child from its start: the application reaps one that
+ * died unused, and lets the last one go (the end of its socket) when the
+ * zygote ends.
  *
  * The zygote's pid, socket and spare are the library's one piece of
  * global state, under a mutex. */
@@ -462,18 +463,25 @@ pid_t subiter__forkserver_spare(void)
     return pid;
 }
 
+/* Send the zygote the request `byte` with `nfds` fds: 0, or -EPIPE when
+ * it is gone. */
+static int to_zygote(char byte, const int *fds, int nfds)
+{
+    int r = send_fds(sock, &byte, 1, fds, nfds);
+
+    return r == -ECONNRESET ? -EPIPE : r;
+}
+
 /* Ask the zygote for a spare, since we hold none (taken, found dead, or
  * none came): 0, or -EPIPE when the zygote is gone. */
 static int ask_spare(void)
 {
-    char byte = REQ_SPARE;
-    int r = send_fds(sock, &byte, 1, NULL, 0);
+    int r = to_zygote(REQ_SPARE, NULL, 0);
 
-    if (r < 0) {
-        return r == -ECONNRESET ? -EPIPE : r;
+    if (r == 0) {
+        owed++;
     }
-    owed++;
-    return 0;
+    return r;
 }
 
 /* Hand the request to the spare, straight: 0 with its pid and pidfd (the
@@ -535,13 +543,12 @@ static int request(const int *fds, pid_t *pid, int *pidfd)
 {
     struct reply rep;
     int got_fd;
-    char byte = REQ_WORKER;
     ssize_t got;
     int r;
 
-    r = send_fds(sock, &byte, 1, fds, REQ_FDS);
+    r = to_zygote(REQ_WORKER, fds, REQ_FDS);
     if (r < 0) {
-        return r == -ECONNRESET ? -EPIPE : r;
+        return r;
     }
     do {
         got = read_msg(&rep, &got_fd);
