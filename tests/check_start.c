@@ -413,13 +413,23 @@ static pid_t spare_of_new_zygote(struct tu_snapshot *snap)
     return sp;
 }
 
+/* The zygote's spare now: a live child of ours, and not `old`. */
+static void expect_new_spare(pid_t old)
+{
+    pid_t next = subiter__forkserver_spare();
+
+    ck_assert_int_gt(next, 0);
+    ck_assert_int_ne(next, old);
+    ck_assert(live_child(next));
+}
+
 /* The zygote keeps a worker made ahead, the application's child: an open
  * takes it, and the zygote makes the next one. */
 START_TEST(test_start_forkserver_spare)
 {
     subiter_opts o = method_opts(SUBITER_FORKSERVER);
     struct tu_snapshot snap;
-    pid_t sp = spare_of_new_zygote(&snap), next, ppid;
+    pid_t sp = spare_of_new_zygote(&snap), ppid;
     subiter *it;
 
     if (sp == 0) {
@@ -429,10 +439,7 @@ START_TEST(test_start_forkserver_spare)
     ck_assert_int_eq(subiter_pid(it), sp);
     ck_assert_uint_eq(one_item(it, &ppid, sizeof ppid), sizeof ppid);
     ck_assert_int_eq(ppid, getpid());
-    next = subiter__forkserver_spare();
-    ck_assert_int_gt(next, 0);
-    ck_assert_int_ne(next, sp);
-    ck_assert(live_child(next));
+    expect_new_spare(sp);
     ck_assert_int_eq(subiter_close(it), 0);
     tu_assert_gone(sp);
     tu_assert_clean(&snap);
@@ -498,7 +505,7 @@ START_TEST(test_start_forkserver_next_spare_after_start)
 {
     subiter_opts o = method_opts(SUBITER_FORKSERVER);
     struct tu_snapshot snap;
-    pid_t sp = spare_of_new_zygote(&snap), next;
+    pid_t sp = spare_of_new_zygote(&snap);
     subiter *it;
 
     if (sp == 0) {
@@ -508,10 +515,7 @@ START_TEST(test_start_forkserver_next_spare_after_start)
     ck_assert_int_eq(subiter__open_async(&it, st_gen_ppid, NULL, &o, NULL), 0);
     ck_assert_int_eq(subiter_pid(it), sp);
     ck_assert_int_eq(subiter_close(it), 0);
-    next = subiter__forkserver_spare();
-    ck_assert_int_gt(next, 0);
-    ck_assert_int_ne(next, sp);
-    ck_assert(live_child(next));
+    expect_new_spare(sp);
     tu_assert_gone(sp);
     tu_assert_clean(&snap);
 }
