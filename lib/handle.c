@@ -519,6 +519,7 @@ static int spawn(subiter *it, const subiter_opts *o, subiter_iter_fn fn,
                 : it->buffer_items / 4 > 32 ? 32
                                             : it->buffer_items / 4;
     subiter__shm_rings(it->reg.shm, &it->cmd, &it->items, true);
+    subiter__lean_learn(it, SUBITER__ITEM_PREFIX); /* an empty item's */
     it->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (it->efd < 0) {
         r = -errno;

@@ -31,8 +31,17 @@ struct subiter {
                       * wait for its answer looks often (wait.h) */
     bool holding;    /* an item view is out */
     struct subiter__item_word word; /* the last item's prefix */
-    int64_t last_wait_ns;           /* wait.h: subiter__spin_window() */
-    int start_method;               /* SUBITER_FORK, ...: its worker's */
+    /* The record of the last fast item's size, as the words it is made
+     * of (subiter.c: next_lean()): its header, its frame's prefix, the
+     * frame's length, and the last offset at which it fits in the ring. */
+    struct {
+        uint64_t hdr;
+        uint64_t prefix;
+        uint32_t len;
+        uint32_t last_off;
+    } lean;
+    int64_t last_wait_ns; /* wait.h: subiter__spin_window() */
+    int start_method;     /* SUBITER_FORK, ...: its worker's */
     uint32_t held_len;
     struct subiter__status held;
     struct subiter__oom oom;
@@ -54,6 +63,9 @@ struct subiter {
     char *backtrace; /* the worker's last stack (trace.c), or NULL */
 };
 
+/* Learn the words of a fast item frame of `len` bytes for the parent's
+ * fast path (subiter.c: next_lean()). */
+SUBITER__HIDDEN void subiter__lean_learn(subiter *it, uint32_t len);
 /* Every change of state; asserts that it is one of the legal ones. */
 SUBITER__HIDDEN void subiter__set_state(subiter *it, enum state to);
 /* errmsg, printf-style; subiter__fail() also records `code` for errinfo

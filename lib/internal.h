@@ -49,6 +49,9 @@
 #include "subiter.h"
 
 #define SUBITER__HIDDEN __attribute__((visibility("hidden")))
+/* A rare path kept out of its caller, so that the caller's common path
+ * saves no registers for it. */
+#define SUBITER__NOINLINE __attribute__((noinline))
 #define SUBITER__CACHELINE 64
 #define SUBITER__NS_PER_MS INT64_C(1000000)
 

@@ -90,25 +90,35 @@ SUBITER__HIDDEN void subiter__ring_init(struct subiter__ring *r,
                                         _Atomic uint32_t *tail, void *data,
                                         uint32_t size, bool producer);
 
-/* Producer: publish the record of `rec` bytes at pos: "not yet" where the
- * next header goes, then this header, which makes the record and that
- * word visible together. */
+/* Producer: publish the record of `rec` bytes at pos, whose header is
+ * the word `hdr` (subiter__ring_hdr_word()): "not yet" where the next
+ * header goes, then this header, which makes the record and that word
+ * visible together. */
+static inline void subiter__ring_put_word(struct subiter__ring *r, uint64_t hdr,
+                                          uint32_t rec)
+{
+    /* Into locals first: a caller that just wrote the frame through a
+     * char pointer would have them loaded again for each store. */
+    unsigned char *data = r->data;
+    uint32_t pos = r->pos, mask = r->mask;
+
+    atomic_store_explicit(
+        (_Atomic uint64_t *)(void *)(data + ((pos + rec) & mask)),
+        subiter__ring_hdr_word(0, SUBITER__REC_NONE), memory_order_relaxed);
+    /* release: publishes the frame's bytes and the word above; pairs with
+     * the acquire in subiter__ring_load_hdr(). */
+    atomic_store_explicit((_Atomic uint64_t *)(void *)(data + (pos & mask)),
+                          hdr, memory_order_release);
+    r->pos = pos + rec;
+    /* For estimates only (above); relaxed: nobody reads the records
+     * through it. */
+    atomic_store_explicit(r->tail, pos + rec, memory_order_relaxed);
+}
+/* The same with the header's length and kind. */
 static inline void subiter__ring_put(struct subiter__ring *r, uint32_t len,
                                      uint32_t kind, uint32_t rec)
 {
-    _Atomic uint64_t *hdr = subiter__ring_hdr_at(r, r->pos);
-
-    atomic_store_explicit(subiter__ring_hdr_at(r, r->pos + rec),
-                          subiter__ring_hdr_word(0, SUBITER__REC_NONE),
-                          memory_order_relaxed);
-    /* release: publishes the frame's bytes and the word above; pairs with
-     * the acquire in subiter__ring_load_hdr(). */
-    atomic_store_explicit(hdr, subiter__ring_hdr_word(len, kind),
-                          memory_order_release);
-    r->pos += rec;
-    /* For estimates only (above); relaxed: nobody reads the records
-     * through it. */
-    atomic_store_explicit(r->tail, r->pos, memory_order_relaxed);
+    subiter__ring_put_word(r, subiter__ring_hdr_word(len, kind), rec);
 }
 
 /* Producer: room for `n` bytes past pos and for the next header after

@@ -76,6 +76,41 @@ TU_EXPORT(int gen_sized(subiter_gen *g, void *arg))
     return r;
 }
 
+/* Item i's size in gen_mixed(): runs of one small size (each length the
+ * worker copies its own way, up to 64 bytes), every ninth item a large
+ * one in between, and every fourth run through reserve/commit. */
+static size_t mixed_len(long i)
+{
+    static const size_t small[] = {64, 16, 1, 5, 33, 0, 8, 63};
+
+    return i % 9 == 4 ? 3000 : small[(i / 27) % 8];
+}
+
+TU_EXPORT(int gen_mixed(subiter_gen *g, void *arg))
+{
+    const long *n = arg;
+    unsigned char buf[3000];
+    void *p;
+    long i;
+    int r = 0;
+
+    for (i = 0; i < *n && r == 0; i++) {
+        size_t len = mixed_len(i);
+
+        if ((i / 27) % 4 == 3) {
+            r = subiter_reserve(g, len, &p);
+            if (r == 0) {
+                tu_fill(p, len, (unsigned)i);
+                r = subiter_commit(g, len);
+            }
+        } else {
+            tu_fill(buf, len, (unsigned)i);
+            r = subiter_yield(g, buf, len);
+        }
+    }
+    return r;
+}
+
 /* Yields max-size items, then probes max + 1 with yield and reserve.
  * Slots: 0 yield(max+1), 1 reserve(max+1), 2 buf cleared, 3 done. */
 struct max_arg {
@@ -313,6 +348,37 @@ START_TEST(test_items_zero_length)
 }
 END_TEST
 
+/* Sizes that change, large items between small ones of one size, through
+ * a small ring that fills while the parent pauses: each item intact. The
+ * worker's path for a run of small items of one size keeps the ring's
+ * room as it learned it from the last full reservation; an item that
+ * took another path in between must make it learn again. */
+START_TEST(test_items_mixed_sizes)
+{
+    struct tu_snapshot snap;
+    subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
+    long n = 2000, i;
+    subiter *it;
+    subiter_item item;
+
+    tu_snapshot(&snap);
+    o.buffer_bytes = TU_SMALL_RING;
+    o.arg_len = sizeof n;
+    ck_assert_int_eq(subiter_open(&it, gen_mixed, &n, &o), 0);
+    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
+    for (i = 0; i < n; i++) {
+        ck_assert_int_eq(subiter_next(it, &item), 1);
+        tu_expect_pattern(&item, mixed_len(i), (unsigned)i);
+        if (i % 40 == 0) {
+            tu_sleep_ms(1); /* the ring fills */
+        }
+    }
+    ck_assert_int_eq(subiter_next(it, &item), 0);
+    ck_assert_int_eq(subiter_close(it), 0);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 START_TEST(test_items_multi_mib)
 {
     subiter_opts o = tu_opts_grace(20000, TU_LONG_GRACE_MS);
@@ -424,6 +490,7 @@ static Suite *items_suite(void)
     tcase_add_loop_test(tc, test_items_multi_mib, 0, 2);
     tcase_add_test(tc, test_items_max_size);
     tcase_add_test(tc, test_items_zero_length);
+    tcase_add_test(tc, test_items_mixed_sizes);
     tcase_add_test(tc, test_items_reserve_commit);
     suite_add_tcase(s, tc);
     return s;
