@@ -1,4 +1,4 @@
-/* worker.h: the worker's side (worker.c): what the parent hands it at
+/* worker.h: the worker's side (worker.c, gen.c): what the parent hands it at
  * fork, its exit statuses, and test hooks into a running worker. */
 #ifndef SUBITER_WORKER_H
 #define SUBITER_WORKER_H
