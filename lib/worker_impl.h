@@ -4,9 +4,8 @@
 #define SUBITER_WORKER_IMPL_H
 
 #define GEN_MAGIC 0x67656e21u
-/* The largest item the lean path takes: its bytes move in a few moves of
- * fixed size (copy_small()); a larger one's copy costs more than the
- * checks the lean path saves, and it takes the full path. */
+/* The largest item the lean path copies in a few moves of fixed size
+ * (gen.c: copy_small()); a larger one with memcpy(). */
 #define LEAN_MAX 64u
 
 enum phase { PHASE_NONE, PHASE_INIT, PHASE_ITER };

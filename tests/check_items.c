@@ -76,14 +76,15 @@ TU_EXPORT(int gen_sized(subiter_gen *g, void *arg))
     return r;
 }
 
-/* Item i's size in gen_mixed(): runs of one small size (each length the
- * worker copies its own way, up to 64 bytes), every ninth item a large
- * one in between, and every fourth run through reserve/commit. */
+/* Item i's size in gen_mixed(): runs of one size (each length up to 64
+ * bytes the worker copies its own way, and two larger), every ninth item
+ * a 3000-byte one in between, and every fourth run through
+ * reserve/commit. */
 static size_t mixed_len(long i)
 {
-    static const size_t small[] = {64, 16, 1, 5, 33, 0, 8, 63};
+    static const size_t runs[] = {64, 16, 1, 5, 33, 0, 8, 63, 200, 1000};
 
-    return i % 9 == 4 ? 3000 : small[(i / 27) % 8];
+    return i % 9 == 4 ? 3000 : runs[(i / 27) % 10];
 }
 
 TU_EXPORT(int gen_mixed(subiter_gen *g, void *arg))
@@ -348,11 +349,11 @@ START_TEST(test_items_zero_length)
 }
 END_TEST
 
-/* Sizes that change, large items between small ones of one size, through
- * a small ring that fills while the parent pauses: each item intact. The
- * worker's path for a run of small items of one size keeps the ring's
- * room as it learned it from the last full reservation; an item that
- * took another path in between must make it learn again. */
+/* Sizes that change, large items between runs of items of one size,
+ * through a small ring that fills while the parent pauses: each item
+ * intact. The worker's path for a run of items of one size keeps the
+ * ring's room as it learned it from the last full reservation; an item
+ * that took another path in between must make it learn again. */
 START_TEST(test_items_mixed_sizes)
 {
     struct tu_snapshot snap;
