@@ -18,8 +18,10 @@ static inline void item_published(subiter_gen *g)
     /* Below the bound: lean_ok() or fast_reserve() looked, or
      * subiter__gen_reserve() waited. */
     g->published++;
-    atomic_store_explicit(&g->shm->items_published, g->published,
-                          memory_order_relaxed);
+    if (g->published - g->shown >= g->show_items ||
+        g->items.pos - g->shown_pos >= g->items.size / 8) {
+        subiter__gen_show(g);
+    }
     subiter__gen_wake_parent(g);
 }
 
@@ -49,7 +51,8 @@ static void lean_learn(subiter_gen *g, size_t len)
 static void commit_item(subiter_gen *g, unsigned char *frame, size_t len)
 {
     subiter__wire_item_prefix(&g->word, frame, len);
-    subiter__ring_commit(&g->items, (uint32_t)(SUBITER__ITEM_PREFIX + len));
+    subiter__ring_commit_unshown(&g->items,
+                                 (uint32_t)(SUBITER__ITEM_PREFIX + len));
     item_published(g);
     lean_learn(g, len);
 }
@@ -191,13 +194,13 @@ static inline unsigned char *lean_frame(const subiter_gen *g)
 }
 
 /* Publish the lean record whose item is in place: its prefix, its header
- * (subiter__ring_put_word()), the room and items it took. */
+ * (subiter__ring_put_unshown()), the room and items it took. */
 static inline void lean_put(subiter_gen *g, unsigned char *frame)
 {
     uint64_t prefix = g->lean.prefix;
 
     memcpy(frame, &prefix, sizeof prefix);
-    subiter__ring_put_word(&g->items, g->lean.hdr, g->lean.rec);
+    subiter__ring_put_unshown(&g->items, g->lean.hdr, g->lean.rec);
     g->lean.room -= g->lean.rec;
     g->lean.items--;
     item_published(g);

@@ -271,6 +271,7 @@ static int read_status_wait(subiter *it, struct subiter__status *st,
     struct subiter__wait w = SUBITER__WAIT_INIT;
     int64_t idle = 0, deadline, now;
     const unsigned char *frame;
+    bool chased = false;
     int r;
 
     w.quick = it->answer_due;
@@ -315,6 +316,12 @@ static int read_status_wait(subiter *it, struct subiter__status *st,
         }
         if (it->need_wake) {
             subiter__wake(it);
+        }
+        if (wait && !w.quick && !chased) {
+            /* Caught up with a worker that runs: let it get ahead. */
+            chased = true;
+            subiter__parent_chase(it->reg.shm, it->consumed, it->items.pos);
+            continue;
         }
         if (!wait) {
             if (it->exited) {
@@ -515,9 +522,7 @@ static int spawn(subiter *it, const subiter_opts *o, subiter_iter_fn fn,
                              subiter_strerror(r));
     }
     it->buffer_items = it->reg.shm->buffer_items;
-    it->batch = it->buffer_items / 4 < 1    ? 1
-                : it->buffer_items / 4 > 32 ? 32
-                                            : it->buffer_items / 4;
+    it->batch = subiter__shm_batch(it->buffer_items);
     subiter__shm_rings(it->reg.shm, &it->cmd, &it->items, true);
     subiter__lean_learn(it, SUBITER__ITEM_PREFIX); /* an empty item's */
     it->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -31,8 +31,8 @@
 struct subiter__ring {
     _Atomic uint32_t *head; /* consumer's index, in shared memory */
     _Atomic uint32_t *tail; /* producer's index, in shared memory: what it
-                             * has published, for estimates; the consumer
-                             * reads the headers instead */
+                             * has shown (subiter__ring_show()), for
+                             * estimates; the consumer reads the headers */
     unsigned char *data;
     uint32_t size; /* power of two */
     uint32_t mask;
@@ -93,9 +93,10 @@ SUBITER__HIDDEN void subiter__ring_init(struct subiter__ring *r,
 /* Producer: publish the record of `rec` bytes at pos, whose header is
  * the word `hdr` (subiter__ring_hdr_word()): "not yet" where the next
  * header goes, then this header, which makes the record and that word
- * visible together. */
-static inline void subiter__ring_put_word(struct subiter__ring *r, uint64_t hdr,
-                                          uint32_t rec)
+ * visible together. The tail index is left as it was: see
+ * subiter__ring_show(). */
+static inline void subiter__ring_put_unshown(struct subiter__ring *r,
+                                             uint64_t hdr, uint32_t rec)
 {
     /* Into locals first: a caller that just wrote the frame through a
      * char pointer would have them loaded again for each store. */
@@ -110,15 +111,24 @@ static inline void subiter__ring_put_word(struct subiter__ring *r, uint64_t hdr,
     atomic_store_explicit((_Atomic uint64_t *)(void *)(data + (pos & mask)),
                           hdr, memory_order_release);
     r->pos = pos + rec;
-    /* For estimates only (above); relaxed: nobody reads the records
-     * through it. */
-    atomic_store_explicit(r->tail, pos + rec, memory_order_relaxed);
 }
-/* The same with the header's length and kind. */
+
+/* Producer: show the tail index (what it has published): a producer may
+ * do it once per batch (gen.c). For estimates, and for a consumer that
+ * waits for a batch (wait.h: subiter__parent_chase()); relaxed: nobody
+ * reads the records through it. */
+static inline void subiter__ring_show(struct subiter__ring *r)
+{
+    atomic_store_explicit(r->tail, r->pos, memory_order_relaxed);
+}
+
+/* Producer: publish a record with the header's length and kind, and show
+ * it at once. */
 static inline void subiter__ring_put(struct subiter__ring *r, uint32_t len,
                                      uint32_t kind, uint32_t rec)
 {
-    subiter__ring_put_word(r, subiter__ring_hdr_word(len, kind), rec);
+    subiter__ring_put_unshown(r, subiter__ring_hdr_word(len, kind), rec);
+    subiter__ring_show(r);
 }
 
 /* Producer: room for `n` bytes past pos and for the next header after
@@ -164,6 +174,15 @@ static inline void subiter__ring_commit(struct subiter__ring *r,
     uint32_t rec = (uint32_t)subiter__ring_rec_bytes(frame_len);
 
     subiter__ring_put(r, frame_len, SUBITER__REC_FRAME, rec);
+}
+/* Producer: the same, without showing it (subiter__ring_show()). */
+static inline void subiter__ring_commit_unshown(struct subiter__ring *r,
+                                                uint32_t frame_len)
+{
+    uint32_t rec = (uint32_t)subiter__ring_rec_bytes(frame_len);
+
+    subiter__ring_put_unshown(
+        r, subiter__ring_hdr_word(frame_len, SUBITER__REC_FRAME), rec);
 }
 /* The largest frame a record may carry in this ring. */
 static inline size_t subiter__ring_max_frame(const struct subiter__ring *r)

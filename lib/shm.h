@@ -62,7 +62,8 @@ struct subiter__shm {
      * the worker exists. */
     uint32_t parent_barrier;
 
-    /* Item ring, written by the worker. */
+    /* Item ring, written by the worker: its index and item count, as it
+     * shows them, once per batch (worker_impl.h: subiter__gen_show()). */
     _Alignas(SUBITER__CACHELINE) _Atomic uint32_t item_tail;
     _Atomic uint32_t items_published;
     /* Written by the worker, read by the parent once it has exited: 0
@@ -133,6 +134,16 @@ _Static_assert((SUBITER__CMD_RING_BYTES & (SUBITER__CMD_RING_BYTES - 1)) == 0,
                "the command ring is a power of two");
 _Static_assert((SUBITER__MIN_RING_BYTES & (SUBITER__MIN_RING_BYTES - 1)) == 0,
                "the smallest item ring is a power of two");
+
+/* Items per batch under a bound of `buffer_items`: the parent gives room
+ * back, and the worker shows its count, every so many items (a quarter of
+ * the bound, 1 to 32). */
+static inline uint32_t subiter__shm_batch(uint32_t buffer_items)
+{
+    uint32_t b = buffer_items / 4;
+
+    return b < 1 ? 1 : b > 32 ? 32 : b;
+}
 
 /* The parent's view of a region it created. */
 struct subiter__region {

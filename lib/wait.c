@@ -271,6 +271,43 @@ void subiter__worker_wait(struct subiter__shm *shm, struct subiter__wait *w)
 
 /* ---- the parent waits ---- */
 
+void subiter__parent_chase(struct subiter__shm *shm, uint32_t consumed,
+                           uint32_t pos)
+{
+    uint32_t me = this_cpu();
+    int64_t until = 0;
+    unsigned k;
+
+    for (k = 0;; k++) {
+        /* relaxed, all three: hints; the records' headers decide. The
+         * worker's words are not trusted: a wrong one ends the chase
+         * early, or after SUBITER__CHASE_NS. */
+        int32_t items = (int32_t)(atomic_load_explicit(&shm->items_published,
+                                                       memory_order_relaxed) -
+                                  consumed);
+        int32_t bytes = (int32_t)(atomic_load_explicit(&shm->item_tail,
+                                                       memory_order_relaxed) -
+                                  pos);
+        uint32_t run =
+            atomic_load_explicit(&shm->child_running, memory_order_relaxed);
+
+        if (items > 0 || bytes > 0 || run == 0 || run == me) {
+            return;
+        }
+        /* The clock every few turns: a pause is 3 to 45 ns (wait.h). */
+        if (k % 8 == 0) {
+            int64_t now = subiter__now_ns();
+
+            if (until == 0) {
+                until = now + SUBITER__CHASE_NS;
+            } else if (now >= until) {
+                return;
+            }
+        }
+        subiter__spin(k);
+    }
+}
+
 int subiter__poll(struct pollfd *fds, unsigned nfds, int64_t deadline_ns,
                   bool fallback)
 {

@@ -152,7 +152,9 @@ int subiter__gen_reserve(subiter_gen *g, size_t frame_len, bool item,
     int r;
 
     w.last = &g->last_wait_ns;
-    g->lean.room = 0; /* a record of its own: lean_learn() again after */
+    w.quick = true;       /* wait.h: what it looks at moves once per batch */
+    g->lean.room = 0;     /* a record of its own: lean_learn() again after */
+    subiter__gen_show(g); /* the parent may wait for it */
     for (;;) {
         if (subiter__ring_pending(&g->cmd)) {
             subiter__gen_poll_commands(g);
@@ -198,7 +200,8 @@ static void send_status(subiter_gen *g, int code, const char *msg, int errnum)
         library_exit(g, SUBITER__EXIT_STATUS);
     }
     subiter__wire_status_pack(code, g->seq, msg, errnum, frame);
-    subiter__ring_commit(&g->items, (uint32_t)n);
+    subiter__ring_commit_unshown(&g->items, (uint32_t)n);
+    subiter__gen_show(g);
     subiter__gen_wake_parent(g);
     if (g->efd_lost) {
         /* The parent may sleep until it sees us exit: do it now, with the
@@ -430,6 +433,7 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     g.id.num_workers += g.id.num_workers == 0;
     g.id.world_size += g.id.world_size == 0;
     g.buffer_items = g.shm->buffer_items;
+    g.show_items = subiter__shm_batch(g.buffer_items);
     subiter__shm_rings(g.shm, &g.cmd, &g.items, false);
     if (g.shm->version != SUBITER__SHM_VERSION) {
         snprintf(g.msg, sizeof g.msg,

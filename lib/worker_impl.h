@@ -30,7 +30,10 @@ struct subiter_gen {
     int64_t last_wait_ns;           /* wait.h: subiter__spin_window() */
     uint32_t buffer_items;
     uint32_t published;
-    uint32_t consumed; /* the parent's items_consumed, as last read */
+    uint32_t shown;      /* items_published, as last stored (below) */
+    uint32_t shown_pos;  /* the item ring's tail, as last stored */
+    uint32_t show_items; /* show every this many items */
+    uint32_t consumed;   /* the parent's items_consumed, as last read */
     uint64_t seq;
     struct subiter__ident id;      /* shard, rank, the pool's seed */
     struct subiter__command start; /* owns the input */
@@ -66,6 +69,20 @@ static inline void subiter__gen_fast_update(subiter_gen *g)
 {
     g->fast = g->phase == PHASE_ITER && g->reserved == NULL && g->skip == 0 &&
               !g->efd_lost && !g->stop && !g->abort;
+}
+
+/* Show the parent our item count and ring index: it waits for them to
+ * move when it has caught up with us (subiter__parent_chase()). Once per
+ * batch of items (show_items, or an eighth of the ring: gen.c), before
+ * we wait and with each status (worker.c): the same line stored per item
+ * was pulled over to a waiting parent and back for every item. */
+static inline void subiter__gen_show(subiter_gen *g)
+{
+    atomic_store_explicit(&g->shm->items_published, g->published,
+                          memory_order_relaxed);
+    subiter__ring_show(&g->items);
+    g->shown = g->published;
+    g->shown_pos = g->items.pos;
 }
 
 /* worker.c: talking to the parent. */

@@ -60,8 +60,23 @@ static struct raw raw_ring(struct subiter__shm *shm)
 
     w.data = (unsigned char *)shm + shm->hdr_bytes + shm->cmd_bytes;
     w.size = shm->item_bytes;
+    /* The worker shows its index once per batch: walk the records it has
+     * published since, up to the header that says "not yet". */
     w.off = atomic_load(&shm->item_tail) & (w.size - 1);
-    return w;
+    for (;;) {
+        uint64_t word =
+            atomic_load((_Atomic uint64_t *)(void *)(w.data + w.off));
+        uint32_t h[2];
+
+        memcpy(h, &word, sizeof h);
+        if (h[1] == SUBITER__REC_NONE) {
+            return w;
+        }
+        w.off = h[1] == SUBITER__REC_PAD
+                    ? 0
+                    : (w.off + (uint32_t)subiter__ring_rec_bytes(h[0])) &
+                          (w.size - 1);
+    }
 }
 
 /* Publish a raw record at `off`: its frame, then its header (ring.h). */

@@ -187,6 +187,86 @@ START_TEST(test_wait_parent_no_spin_while_worker_sleeps)
 }
 END_TEST
 
+/* ---- the parent's chase (wait.h: subiter__parent_chase()) ---- */
+
+/* It ends at once when the worker sleeps, or shows an item or a record
+ * past what the parent has read; with a running worker that shows
+ * nothing, it ends after its bound, not before. */
+START_TEST(test_wait_chase_ends)
+{
+    struct subiter__shm *shm = fake_shm();
+    int64_t t0;
+
+    atomic_store(&shm->child_running, 0);
+    subiter__parent_chase(shm, 5, 800); /* returns: it sleeps */
+    atomic_store(&shm->child_running, SUBITER__RUNNING_ANY);
+    atomic_store(&shm->items_published, 6);
+    subiter__parent_chase(shm, 5, 800);
+    atomic_store(&shm->items_published, 5);
+    atomic_store(&shm->item_tail, 808); /* a status: no item more */
+    subiter__parent_chase(shm, 5, 800);
+    /* Shown behind what was read (the parent reads past what is shown,
+     * by the headers), and the indices wrapped: nothing new. */
+    atomic_store(&shm->items_published, 3);
+    atomic_store(&shm->item_tail, UINT32_MAX - 7);
+    t0 = subiter__now_ns();
+    subiter__parent_chase(shm, 5, 16);
+    ck_assert_int_ge(subiter__now_ns() - t0, SUBITER__CHASE_NS);
+    free(shm);
+}
+END_TEST
+
+/* An item the worker yielded and has not shown yet (it shows a batch at
+ * a time) reaches a parent that waits for it while the generator works
+ * on, on its CPU: the chase ends, and the wait after it reads the item.
+ * Without the chase's bound, each would wait for the other. */
+static int gen_one_then_spin(subiter_gen *g, void *arg)
+{
+    _Atomic int *read = arg;
+    int64_t end = subiter__now_ns() + (int64_t)WAIT_MS * 1000000;
+    int64_t later = subiter__now_ns() + 5000000;
+    long zero = 0;
+    int r;
+
+    /* Running, not waiting, while the parent waits for the item. */
+    while (subiter__now_ns() < later) {
+    }
+    if ((r = subiter_yield(g, &zero, sizeof zero)) != 0) {
+        return r;
+    }
+    /* Not stored per item: the line would travel with every item. */
+    if (atomic_load(&subiter__gen_shm(g)->items_published) != 0) {
+        return subiter_fail(g, "an item shown on its own");
+    }
+    while (atomic_load(read) == 0) {
+        if (subiter__now_ns() > end) {
+            return subiter_fail(g, "the parent never read the item");
+        }
+    }
+    return 0;
+}
+
+START_TEST(test_wait_unshown_item_arrives)
+{
+    struct tu_snapshot snap;
+    subiter_opts o = tu_opts_grace(WAIT_MS, TU_LONG_GRACE_MS);
+    _Atomic int *read;
+    subiter *it;
+
+    tu_snapshot(&snap);
+    read = tu_shared_new(PAGE);
+    ck_assert_int_eq(
+        subiter_open(&it, gen_one_then_spin, (void *)(uintptr_t)read, &o), 0);
+    ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
+    tu_expect_items(it, 0, 1);
+    atomic_store(read, 1);
+    tu_expect_count(it, 0);
+    ck_assert_int_eq(subiter_close(it), 0);
+    tu_shared_free((void *)(uintptr_t)read, PAGE);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 /* ---- the default bound ---- */
 
 static int gen_count_yields(subiter_gen *g, void *arg)
@@ -478,10 +558,12 @@ static Suite *wait_suite(void)
     tcase_add_test(tc, test_wait_spin_window);
     tcase_add_test(tc, test_wait_window_from_last_wait);
     tcase_add_test(tc, test_wait_parent_no_spin_while_worker_sleeps);
+    tcase_add_test(tc, test_wait_chase_ends);
     suite_add_tcase(s, tc);
     tc = tcase_create("bound");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_wait_default_bound_is_bytes);
+    tcase_add_test(tc, test_wait_unshown_item_arrives);
     tcase_add_loop_test(tc, test_wait_full_ring_wakes_per_half, 0, 2);
     suite_add_tcase(s, tc);
     tc = tcase_create("wake");
