@@ -165,6 +165,16 @@ static size_t one_item(subiter *it, void *buf, size_t cap)
     return n;
 }
 
+/* The handle's worker (st_gen_ppid), whatever made it, is a child of
+ * this process: its one item is its parent's pid. */
+static void expect_our_child(subiter *it)
+{
+    pid_t ppid;
+
+    ck_assert_uint_eq(one_item(it, &ppid, sizeof ppid), sizeof ppid);
+    ck_assert_int_eq(ppid, getpid());
+}
+
 /* arg_len copies the bytes into the worker, for every method; the
  * caller's bytes are untouched. */
 START_TEST(test_start_arg_bytes)
@@ -245,7 +255,6 @@ START_TEST(test_start_worker_is_our_child)
     int method = methods[_i];
     struct tu_snapshot snap;
     subiter_opts o = method_opts(method);
-    pid_t ppid;
     subiter *it;
 
     if (forkserver_missing(method)) {
@@ -256,8 +265,7 @@ START_TEST(test_start_worker_is_our_child)
     }
     tu_snapshot(&snap);
     ck_assert_int_eq(subiter_open(&it, st_gen_ppid, NULL, &o), 0);
-    ck_assert_uint_eq(one_item(it, &ppid, sizeof ppid), sizeof ppid);
-    ck_assert_int_eq(ppid, getpid());
+    expect_our_child(it);
     ck_assert_int_eq(subiter_close(it), 0);
     tu_assert_clean(&snap);
 }
@@ -429,7 +437,7 @@ START_TEST(test_start_forkserver_spare)
 {
     subiter_opts o = method_opts(SUBITER_FORKSERVER);
     struct tu_snapshot snap;
-    pid_t sp = spare_of_new_zygote(&snap), ppid;
+    pid_t sp = spare_of_new_zygote(&snap);
     subiter *it;
 
     if (sp == 0) {
@@ -437,8 +445,7 @@ START_TEST(test_start_forkserver_spare)
     }
     ck_assert_int_eq(subiter_open(&it, st_gen_ppid, NULL, &o), 0);
     ck_assert_int_eq(subiter_pid(it), sp);
-    ck_assert_uint_eq(one_item(it, &ppid, sizeof ppid), sizeof ppid);
-    ck_assert_int_eq(ppid, getpid());
+    expect_our_child(it);
     expect_new_spare(sp);
     ck_assert_int_eq(subiter_close(it), 0);
     tu_assert_gone(sp);
@@ -476,7 +483,7 @@ START_TEST(test_start_forkserver_spare_killed)
 {
     subiter_opts o = method_opts(SUBITER_FORKSERVER);
     struct tu_snapshot snap;
-    pid_t sp = spare_of_new_zygote(&snap), ppid;
+    pid_t sp = spare_of_new_zygote(&snap);
     subiter *it;
 
     if (sp == 0) {
@@ -489,8 +496,7 @@ START_TEST(test_start_forkserver_spare_killed)
         waitid(P_PID, (id_t)sp, &(siginfo_t){0}, WEXITED | WNOWAIT), 0);
     ck_assert_int_eq(subiter_open(&it, st_gen_ppid, NULL, &o), 0);
     ck_assert_int_ne(subiter_pid(it), sp);
-    ck_assert_uint_eq(one_item(it, &ppid, sizeof ppid), sizeof ppid);
-    ck_assert_int_eq(ppid, getpid());
+    expect_our_child(it);
     ck_assert_int_eq(subiter_close(it), 0);
     ck_assert(live_child(subiter__forkserver_spare()));
     tu_assert_gone(sp);
@@ -529,7 +535,7 @@ START_TEST(test_start_forkserver_spare_fds_lost)
     subiter_opts o = method_opts(SUBITER_FORKSERVER);
     struct tu_snapshot snap;
     struct rlimit old, low;
-    pid_t sp = spare_of_new_zygote(&snap), next, ppid;
+    pid_t sp = spare_of_new_zygote(&snap), next;
     subiter *it;
     int free_fd;
 
@@ -553,8 +559,7 @@ START_TEST(test_start_forkserver_spare_fds_lost)
     ck_assert_int_eq(next, 0);
     ck_assert_int_eq(tu_other_child(), 0);
     ck_assert_int_eq(subiter_open(&it, st_gen_ppid, NULL, &o), 0);
-    ck_assert_uint_eq(one_item(it, &ppid, sizeof ppid), sizeof ppid);
-    ck_assert_int_eq(ppid, getpid());
+    expect_our_child(it);
     ck_assert_int_eq(subiter_close(it), 0);
     tu_assert_clean(&snap);
 }
@@ -567,7 +572,7 @@ END_TEST
 START_TEST(test_start_forkserver_restarts)
 {
     subiter_opts o = method_opts(SUBITER_FORKSERVER);
-    pid_t z, sp, ppid;
+    pid_t z, sp;
     subiter *it, *it2;
 
     if (forkserver_missing(SUBITER_FORKSERVER)) {
@@ -581,10 +586,8 @@ START_TEST(test_start_forkserver_restarts)
     ck_assert_int_eq(subiter_open(&it, st_gen_ppid, NULL, &o), 0);
     ck_assert_int_eq(subiter_pid(it), sp);
     ck_assert_int_eq(subiter_open(&it2, st_gen_ppid, NULL, &o), 0);
-    ck_assert_uint_eq(one_item(it, &ppid, sizeof ppid), sizeof ppid);
-    ck_assert_int_eq(ppid, getpid());
-    ck_assert_uint_eq(one_item(it2, &ppid, sizeof ppid), sizeof ppid);
-    ck_assert_int_eq(ppid, getpid());
+    expect_our_child(it);
+    expect_our_child(it2);
     ck_assert_int_ne(subiter__forkserver_pid(), z);
     ck_assert_int_gt(subiter__forkserver_pid(), 0);
     ck_assert_int_eq(subiter_close(it), 0);
