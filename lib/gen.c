@@ -36,9 +36,10 @@ static void lean_learn(subiter_gen *g, size_t len)
     uint32_t fit = r->cached + r->size - SUBITER__REC_HDR - r->pos;
     uint32_t to_end = r->size - (r->pos & r->mask);
 
+    /* The prefix is g->word's: commit_item(), which alone fills it, has
+     * just made it for this length. */
     if (g->lean.len != len) {
         g->lean.len = len;
-        g->lean.prefix = subiter__wire_item_word((uint32_t)len);
         g->lean.hdr = subiter__ring_hdr_word(
             (uint32_t)(SUBITER__ITEM_PREFIX + len), SUBITER__REC_FRAME);
         g->lean.rec =
@@ -197,7 +198,8 @@ static inline unsigned char *lean_frame(const subiter_gen *g)
  * (subiter__ring_put_unshown()), the room and items it took. */
 static inline void lean_put(subiter_gen *g, unsigned char *frame)
 {
-    uint64_t prefix = g->lean.prefix;
+    /* For lean.len: lean_learn(). */
+    uint64_t prefix = g->word.word;
 
     memcpy(frame, &prefix, sizeof prefix);
     subiter__ring_put_unshown(&g->items, g->lean.hdr, g->lean.rec);

@@ -250,7 +250,11 @@ static inline void take_item(subiter *it, subiter_item *item,
 void subiter__lean_learn(subiter *it, uint32_t len)
 {
     it->lean.hdr = subiter__ring_hdr_word(len, SUBITER__REC_FRAME);
-    it->lean.prefix = subiter__wire_item_word(len - SUBITER__ITEM_PREFIX);
+    /* A copy, not the cache itself: a status read later may refill the
+     * cache for its own length (subiter__wire_is_item()). After next_fast()
+     * this finds the word it made for this length. */
+    it->lean.prefix =
+        subiter__wire_item_word_of(&it->word, len - SUBITER__ITEM_PREFIX);
     it->lean.len = len;
     /* subiter__ring_frame_ok() took such a record: it fits somewhere. */
     it->lean.last_off = it->items.size - (uint32_t)subiter__ring_rec_bytes(len);

@@ -50,13 +50,12 @@ struct subiter_gen {
     bool dropped;       /* an item did not fit: the iteration fails */
     char dropped_msg[256];
     /* subiter_yield()'s lean path: the last item's record as words (its
-     * frame's prefix, its header, its bytes), and how many bytes and
-     * items it may still publish before it must look at the parent's
-     * index and count again. Set by gen.c's lean_learn(); room 0 sends
-     * the next item to the full path. */
+     * header, its bytes; its frame's prefix is word's, made for the same
+     * length), and how many bytes and items it may still publish before
+     * it must look at the parent's index and count again. Set by gen.c's
+     * lean_learn(); room 0 sends the next item to the full path. */
     struct {
         size_t len; /* the item's bytes; SIZE_MAX: none yet */
-        uint64_t prefix;
         uint64_t hdr;
         uint32_t rec;
         uint32_t room;
