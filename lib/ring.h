@@ -167,15 +167,8 @@ SUBITER__HIDDEN int subiter__ring_reserve(struct subiter__ring *r,
                                           size_t frame_len, void **frame);
 /* Producer: publish the reserved record with its final frame length, at
  * most the one reserved (which fit before the end of the ring; no assert
- * here: a tenth of a 64-byte item's instructions). */
-static inline void subiter__ring_commit(struct subiter__ring *r,
-                                        uint32_t frame_len)
-{
-    uint32_t rec = (uint32_t)subiter__ring_rec_bytes(frame_len);
-
-    subiter__ring_put(r, frame_len, SUBITER__REC_FRAME, rec);
-}
-/* Producer: the same, without showing it (subiter__ring_show()). */
+ * here: a tenth of a 64-byte item's instructions), without showing it
+ * (subiter__ring_show()). */
 static inline void subiter__ring_commit_unshown(struct subiter__ring *r,
                                                 uint32_t frame_len)
 {
@@ -183,6 +176,13 @@ static inline void subiter__ring_commit_unshown(struct subiter__ring *r,
 
     subiter__ring_put_unshown(
         r, subiter__ring_hdr_word(frame_len, SUBITER__REC_FRAME), rec);
+}
+/* Producer: the same, shown at once. */
+static inline void subiter__ring_commit(struct subiter__ring *r,
+                                        uint32_t frame_len)
+{
+    subiter__ring_commit_unshown(r, frame_len);
+    subiter__ring_show(r);
 }
 /* The largest frame a record may carry in this ring. */
 static inline size_t subiter__ring_max_frame(const struct subiter__ring *r)
