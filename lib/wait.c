@@ -106,6 +106,14 @@ static uint32_t this_cpu(void)
     return c >= 0 ? (uint32_t)c + 1 : SUBITER__RUNNING_ANY;
 }
 
+/* Is the side whose running word reads `other` awake on a CPU other than
+ * `me` (ours, this_cpu())? Else spinning for it only burns the CPU it or
+ * anyone else needs (may_spin()). */
+static bool runs_elsewhere(uint32_t other, uint32_t me)
+{
+    return other != 0 && other != me;
+}
+
 /* The spin phase is over for this wait. */
 #define SPUN UINT_MAX
 
@@ -144,7 +152,7 @@ static bool may_spin(struct subiter__wait *w, _Atomic uint32_t *mine,
     }
     /* relaxed: only a hint; the flag protocol decides who wakes whom. */
     o = atomic_load_explicit(other, memory_order_relaxed);
-    if (o == 0 || o == w->me) {
+    if (!runs_elsewhere(o, w->me)) {
         w->spins = SPUN;
         return false;
     }
@@ -291,7 +299,7 @@ void subiter__parent_chase(struct subiter__shm *shm, uint32_t consumed,
         uint32_t run =
             atomic_load_explicit(&shm->child_running, memory_order_relaxed);
 
-        if (items > 0 || bytes > 0 || run == 0 || run == me) {
+        if (items > 0 || bytes > 0 || !runs_elsewhere(run, me)) {
             return;
         }
         /* The clock every few turns: a pause is 3 to 45 ns (wait.h). */
