@@ -259,10 +259,10 @@ static SUBITER__NOINLINE int yield_full(subiter_gen *g, const void *data,
  * The common case first: an item of the last one's size (lean_ok()). Its
  * record is the words lean_learn() made of that one: the copy, the
  * prefix, the header. Through fast_reserve() and commit_item() a 64-byte
- * item took the worker 116 instructions, here 80 (a 4 KiB one 517 and
- * 488, with the copy); a worker that keeps ahead of the parent sets the
- * pace with them (an empty loop of 10 turns added per item in bench/'s
- * generator cost its 64-byte stream 13 ns per item).
+ * item took the worker 116 instructions, here 85 with the batched show
+ * (a 4 KiB one 517 and 493, with the copy); a worker that keeps ahead of
+ * the parent sets the pace with them (an empty loop of 10 turns added per
+ * item in bench/'s generator cost its 64-byte stream 13 ns per item).
  */
 int subiter_yield(subiter_gen *g, const void *data, size_t len)
 {
