@@ -720,6 +720,16 @@ void subiter__arm(subiter *it, bool on)
     }
 }
 
+bool subiter__worker_elsewhere(const subiter *it, uint32_t me)
+{
+    /* relaxed: a hint, as in the handle's own spin (wait.c). */
+    return it->reg.shm != NULL &&
+           subiter__runs_elsewhere(
+               atomic_load_explicit(&it->reg.shm->child_running,
+                                    memory_order_relaxed),
+               me);
+}
+
 void subiter__fds(const subiter *it, int *efd, int *pidfd)
 {
     *efd = it->efd;

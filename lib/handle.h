@@ -49,6 +49,9 @@ SUBITER__HIDDEN void subiter__give_back(subiter *it, bool wake);
  * the handles it armed) and looks at the rings once more before it
  * sleeps (wait.h). */
 SUBITER__HIDDEN void subiter__arm(subiter *it, bool on);
+/* Is the worker awake on a CPU other than `me` (wait.h:
+ * subiter__runs_elsewhere())? A pool spins only while one is. */
+SUBITER__HIDDEN bool subiter__worker_elsewhere(const subiter *it, uint32_t me);
 /* The eventfd and pidfd (-1: none) to poll for this handle. */
 SUBITER__HIDDEN void subiter__fds(const subiter *it, int *efd, int *pidfd);
 /* The pidfd said the worker exited: report it once its ring is read. */

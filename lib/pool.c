@@ -353,10 +353,44 @@ static int item_kept(subiter_pool *p, int r)
 
 /* ---- the loop ---- */
 
+/* A new wait of the loop: one pause per turn, the clock every 16th. */
+static void wait_begin(subiter_pool *p, struct subiter__wait *w)
+{
+    *w = (struct subiter__wait)SUBITER__WAIT_INIT;
+    w->quick = true;
+    w->last = &p->last_wait_ns;
+}
+
+/*
+ * May the loop spin one more turn? For its window (wait.h:
+ * subiter__spin_window()), and only while a worker that may write to it
+ * is awake on another CPU, as a handle's wait. Else only a sleep lets
+ * anyone move: a worker that sleeps moves when we wake it, one on our CPU
+ * when we leave it, and a pool of CPU-bound workers on every CPU lost a
+ * tenth of its speed to a parent that spun for each of its items.
+ */
+static bool may_spin(subiter_pool *p, struct subiter__wait *w)
+{
+    unsigned i;
+
+    if (!subiter__spin_window_open(w)) {
+        return false;
+    }
+    for (i = 0; i < p->n; i++) {
+        if (pool__may_write(&p->w[i]) &&
+            subiter__worker_elsewhere(p->w[i].h, w->me)) {
+            return true;
+        }
+    }
+    w->spins = SUBITER__SPUN;
+    return false;
+}
+
 int pool__run(subiter_pool *p, bool (*done)(const subiter_pool *),
               int64_t deadline_ns, bool items_ok)
 {
-    unsigned spins = 0, turns = 0;
+    struct subiter__wait w;
+    unsigned turns = 0;
     int64_t next = 0;
     bool past = false;
     int r;
@@ -372,11 +406,12 @@ int pool__run(subiter_pool *p, bool (*done)(const subiter_pool *),
     if (!p->polling) {
         p->call_ns = subiter__now_ns();
     }
+    wait_begin(p, &w);
     for (;; turns++) {
         /* (a) The clock and the deadlines on every 64th turn, and always
          * before a sleep or once the call's deadline passed: while
          * workers talk, they can wait. */
-        if (turns % 64 == 0 || spins >= SUBITER__SPIN_LIMIT || past) {
+        if (turns % 64 == 0 || w.spins == SUBITER__SPUN || past) {
             next = timers(p);
         }
         r = read_all(p, items_ok); /* (b), (c) */
@@ -389,7 +424,7 @@ int pool__run(subiter_pool *p, bool (*done)(const subiter_pool *),
             p->in_cb = false;
             subiter__give_back(p->held, true);
             p->held = NULL;
-            spins = 0;
+            wait_begin(p, &w);
             continue;
         }
         /* (e) */
@@ -407,8 +442,8 @@ int pool__run(subiter_pool *p, bool (*done)(const subiter_pool *),
             r = -ETIMEDOUT;
             break;
         }
-        if (spins < SUBITER__SPIN_LIMIT) {
-            subiter__spin(spins++);
+        if (may_spin(p, &w)) {
+            subiter__spin(w.spins++);
             continue;
         }
         if (pool__arm(p)) {
@@ -416,6 +451,9 @@ int pool__run(subiter_pool *p, bool (*done)(const subiter_pool *),
         }
         pool__sleep(p, pool__earlier(next, deadline_ns));
         pool__disarm(p);
+    }
+    if (w.spins != 0 && r != -ETIMEDOUT) {
+        p->last_wait_ns = subiter__now_ns() - w.began;
     }
     p->parked = r == -ETIMEDOUT && p->park;
     p->next_timer = next;

@@ -155,6 +155,7 @@ struct subiter_pool {
 
     int init_code; /* why the last worker failed to start */
     int64_t call_ns;
+    int64_t last_wait_ns; /* wait.h: subiter__spin_window() */
     subiter_pool_stats stats;
     char errmsg[SUBITER__POOL_ERRMSG_MAX];
     subiter_errinfo ei; /* what subiter_pool_get_errinfo() reports */
@@ -175,6 +176,13 @@ static inline bool pool__may_fork(const subiter_pool *p)
 {
     return p->st != POOL_STOPPING && p->st != POOL_FINALIZING &&
            p->rest != POOL_FINALIZING;
+}
+
+/* May the worker of a slot write to the parent while it waits? */
+static inline bool pool__may_write(const struct pool_slot *w)
+{
+    return w->st == SLOT_STARTING || w->st == SLOT_BUSY ||
+           w->st == SLOT_STOPPING;
 }
 
 /* Earlier of two deadlines, 0 meaning none. */

@@ -10,13 +10,6 @@
 
 #include "pool.h"
 
-/* May the worker of slot i write to the parent while it sleeps? */
-static bool may_write(const struct pool_slot *w)
-{
-    return w->st == SLOT_STARTING || w->st == SLOT_BUSY ||
-           w->st == SLOT_STOPPING;
-}
-
 bool pool__arm(subiter_pool *p)
 {
     bool fresh = false;
@@ -25,7 +18,7 @@ bool pool__arm(subiter_pool *p)
     for (i = 0; i < p->n; i++) {
         struct pool_slot *w = &p->w[i];
 
-        if (may_write(w) && !w->armed) {
+        if (pool__may_write(w) && !w->armed) {
             subiter__arm(w->h, true);
             w->armed = true;
             fresh = true;
@@ -72,7 +65,7 @@ static bool gather(subiter_pool *p, unsigned *nfds)
             continue;
         }
         subiter__fds(w->h, &efd, &pidfd);
-        if (may_write(w)) {
+        if (pool__may_write(w)) {
             add_fd(p, nfds, efd, i);
         }
         if (w->exited) {

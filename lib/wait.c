@@ -106,16 +106,28 @@ static uint32_t this_cpu(void)
     return c >= 0 ? (uint32_t)c + 1 : SUBITER__RUNNING_ANY;
 }
 
-/* Is the side whose running word reads `other` awake on a CPU other than
- * `me` (ours, this_cpu())? Else spinning for it only burns the CPU it or
- * anyone else needs (may_spin()). */
-static bool runs_elsewhere(uint32_t other, uint32_t me)
+bool subiter__runs_elsewhere(uint32_t other, uint32_t me)
 {
     return other != 0 && other != me;
 }
 
-/* The spin phase is over for this wait. */
-#define SPUN UINT_MAX
+bool subiter__spin_window_open(struct subiter__wait *w)
+{
+    if (w->spins == SUBITER__SPUN) {
+        return false;
+    }
+    if (w->spins == 0) {
+        w->me = this_cpu();
+        w->began = subiter__now_ns();
+        w->spin_until =
+            w->began + subiter__spin_window(w->last != NULL ? *w->last : 0);
+    } else if ((!w->quick || (w->spins & 15) == 0) &&
+               subiter__now_ns() >= w->spin_until) {
+        w->spins = SUBITER__SPUN;
+        return false;
+    }
+    return true;
+}
 
 /*
  * May this wait spin one more turn? Only while the other side is awake on
@@ -130,30 +142,20 @@ static bool runs_elsewhere(uint32_t other, uint32_t me)
 static bool may_spin(struct subiter__wait *w, _Atomic uint32_t *mine,
                      _Atomic uint32_t *other)
 {
-    uint32_t o;
+    bool first = w->spins == 0;
 
-    if (w->spins == SPUN) {
+    if (!subiter__spin_window_open(w)) {
         return false;
     }
-    if (w->spins == 0) {
-        w->me = this_cpu();
-        w->began = subiter__now_ns();
-        w->spin_until =
-            w->began + subiter__spin_window(w->last != NULL ? *w->last : 0);
-        /* Say where we run. Stored only when it changed: the other side
-         * reads this line while it waits, and every store pulls it back. */
-        if (atomic_load_explicit(mine, memory_order_relaxed) != w->me) {
-            atomic_store_explicit(mine, w->me, memory_order_relaxed);
-        }
-    } else if ((!w->quick || (w->spins & 15) == 0) &&
-               subiter__now_ns() >= w->spin_until) {
-        w->spins = SPUN;
-        return false;
+    /* Say where we run. Stored only when it changed: the other side
+     * reads this line while it waits, and every store pulls it back. */
+    if (first && atomic_load_explicit(mine, memory_order_relaxed) != w->me) {
+        atomic_store_explicit(mine, w->me, memory_order_relaxed);
     }
     /* relaxed: only a hint; the flag protocol decides who wakes whom. */
-    o = atomic_load_explicit(other, memory_order_relaxed);
-    if (!runs_elsewhere(o, w->me)) {
-        w->spins = SPUN;
+    if (!subiter__runs_elsewhere(
+            atomic_load_explicit(other, memory_order_relaxed), w->me)) {
+        w->spins = SUBITER__SPUN;
         return false;
     }
     return true;
@@ -299,7 +301,7 @@ void subiter__parent_chase(struct subiter__shm *shm, uint32_t consumed,
         uint32_t run =
             atomic_load_explicit(&shm->child_running, memory_order_relaxed);
 
-        if (items > 0 || bytes > 0 || !runs_elsewhere(run, me)) {
+        if (items > 0 || bytes > 0 || !subiter__runs_elsewhere(run, me)) {
             return;
         }
         /* The clock every few turns: a pause is 3 to 45 ns (wait.h). */

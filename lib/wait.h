@@ -31,6 +31,7 @@
 #ifndef SUBITER_WAIT_H
 #define SUBITER_WAIT_H
 
+#include <limits.h>
 #include <poll.h>
 
 /* How long one wait may spin before it sleeps: waking a sleeper costs
@@ -40,18 +41,25 @@
  * or read) spins a quarter longer than its last wait lasted, so that the
  * next one ends in the spin rather than in a sleep and a wake-up: with
  * 30 µs, 1 MiB items ran at 0.92x the limit ring, with 100 µs at 0.98x.
- * Waits longer than that spin only the base: spinning cannot catch them,
- * and would burn a CPU the application may want. */
+ * After a wait longer than that, a side spins only SUBITER__SPIN_LONG_NS:
+ * spinning cannot catch such waits, and burns a CPU that the application,
+ * or another worker of a pool, may need (a pool of 2 workers of 3 ms
+ * items on 2 CPUs ran at 1.93x one worker with 30 µs, 1.96x with 2 µs);
+ * a short wait after it ends in a wake-up once, and the next spins the
+ * base again. */
 #define SUBITER__SPIN_NS 30000
 #define SUBITER__SPIN_MAX_NS 100000
+#define SUBITER__SPIN_LONG_NS 2000
 
 /* The spin window of a wait after one that lasted `last_ns` (0: none). */
 static inline int64_t subiter__spin_window(int64_t last_ns)
 {
     int64_t w = last_ns + last_ns / 4;
 
-    if (last_ns <= 0 || last_ns > SUBITER__SPIN_MAX_NS ||
-        w < SUBITER__SPIN_NS) {
+    if (last_ns > SUBITER__SPIN_MAX_NS) {
+        return SUBITER__SPIN_LONG_NS;
+    }
+    if (last_ns <= 0 || w < SUBITER__SPIN_NS) {
         return SUBITER__SPIN_NS;
     }
     return w < SUBITER__SPIN_MAX_NS ? w : SUBITER__SPIN_MAX_NS;
@@ -59,8 +67,6 @@ static inline int64_t subiter__spin_window(int64_t last_ns)
 /* A "running" word (shm.h) of a side that is awake on a CPU not known
  * yet; otherwise 1 + its CPU, or 0 while it sleeps. */
 #define SUBITER__RUNNING_ANY UINT32_MAX
-/* Turns of the pool's spin (pool.c) before it arms and sleeps. */
-#define SUBITER__SPIN_LIMIT 1024u
 
 /* CLOCK_MONOTONIC in ns; deadlines are on this clock, 0 meaning none. */
 SUBITER__HIDDEN int64_t subiter__now_ns(void);
@@ -162,6 +168,18 @@ struct subiter__wait {
     {                                                                          \
         0, false, 0, 0, 0, false, 0, NULL                                      \
     }
+/* spins once a wait's spin is over: it arms and sleeps from then on. */
+#define SUBITER__SPUN UINT_MAX
+
+/* Is the side whose running word reads `other` awake on a CPU other than
+ * `me` (ours, struct subiter__wait's)? Else spinning for it only burns the
+ * CPU it or anyone else needs. */
+SUBITER__HIDDEN bool subiter__runs_elsewhere(uint32_t other, uint32_t me);
+/* The clock's part of a spin: its first turn starts the window (w->me,
+ * w->began, w->spin_until: subiter__spin_window() of *w->last), and false
+ * once the window has passed (spins SUBITER__SPUN from then on). A quick
+ * wait reads the clock every 16th turn, others every turn. */
+SUBITER__HIDDEN bool subiter__spin_window_open(struct subiter__wait *w);
 
 /* A wait on `flag` is over: disarm if it armed, and record how long it
  * lasted for the caller's next. Inline: most waits end before they began

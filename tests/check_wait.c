@@ -132,10 +132,47 @@ START_TEST(test_wait_spin_window)
     ck_assert_int_eq(subiter__spin_window(90000), SUBITER__SPIN_MAX_NS);
     ck_assert_int_eq(subiter__spin_window(SUBITER__SPIN_MAX_NS),
                      SUBITER__SPIN_MAX_NS);
-    /* Longer than any window: spinning would not have caught it. */
+    /* Longer than any window: spinning would not have caught it, and
+     * the next wait spins only briefly. */
     ck_assert_int_eq(subiter__spin_window(SUBITER__SPIN_MAX_NS + 1),
-                     SUBITER__SPIN_NS);
-    ck_assert_int_eq(subiter__spin_window(5000000), SUBITER__SPIN_NS);
+                     SUBITER__SPIN_LONG_NS);
+    ck_assert_int_eq(subiter__spin_window(5000000), SUBITER__SPIN_LONG_NS);
+    ck_assert_int_lt(SUBITER__SPIN_LONG_NS, SUBITER__SPIN_NS);
+}
+END_TEST
+
+/* The clock's part of a spin, as a pool's loop uses it: the first turn
+ * starts the window from the last wait; once it has passed, the wait is
+ * spun and stays so. */
+START_TEST(test_wait_spin_window_open)
+{
+    struct subiter__wait w = SUBITER__WAIT_INIT;
+    int64_t last = SUBITER__SPIN_MAX_NS + 1, t0 = tu_now_ms();
+
+    w.quick = true;
+    w.last = &last;
+    ck_assert(subiter__spin_window_open(&w));
+    ck_assert_int_eq(w.spin_until - w.began, SUBITER__SPIN_LONG_NS);
+    ck_assert_uint_ne(w.me, 0);
+    while (subiter__spin_window_open(&w) && tu_now_ms() - t0 < WAIT_MS) {
+        w.spins++;
+    }
+    ck_assert_uint_eq(w.spins, SUBITER__SPUN);
+    ck_assert(!subiter__spin_window_open(&w));
+    /* Others: the same, with the window of their own last wait. */
+    w = (struct subiter__wait)SUBITER__WAIT_INIT;
+    ck_assert(subiter__spin_window_open(&w));
+    ck_assert_int_eq(w.spin_until - w.began, SUBITER__SPIN_NS);
+}
+END_TEST
+
+/* Whose running word says "awake elsewhere": not a sleeper, not us. */
+START_TEST(test_wait_runs_elsewhere)
+{
+    ck_assert(!subiter__runs_elsewhere(0, 1));
+    ck_assert(!subiter__runs_elsewhere(3, 3));
+    ck_assert(subiter__runs_elsewhere(2, 3));
+    ck_assert(subiter__runs_elsewhere(SUBITER__RUNNING_ANY, 3));
 }
 END_TEST
 
@@ -556,6 +593,8 @@ static Suite *wait_suite(void)
     tcase_add_test(tc, test_wait_woken_side_counts_as_running);
     tcase_add_test(tc, test_wait_first_wait_recorded);
     tcase_add_test(tc, test_wait_spin_window);
+    tcase_add_test(tc, test_wait_spin_window_open);
+    tcase_add_test(tc, test_wait_runs_elsewhere);
     tcase_add_test(tc, test_wait_window_from_last_wait);
     tcase_add_test(tc, test_wait_parent_no_spin_while_worker_sleeps);
     tcase_add_test(tc, test_wait_chase_ends);
