@@ -233,7 +233,11 @@ int run_limit(struct runner *r, uint64_t n)
     return 0;
 }
 
-#define LIMIT_ROUNDS 5
+/* Rounds of each ratio. One round's ratio at 64 B ranged from 0.23 to
+ * 3.7 in three runs of this bench (either side's run moves between modes
+ * some 2x apart), at 1 MiB by a few per cent with the order of the pair:
+ * more rounds than the 5 that a ratio needs at least, in both orders. */
+#define LIMIT_ROUNDS 9
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -246,8 +250,10 @@ static int cmp_double(const void *a, const void *b)
  * impl=limit's throughput lines at 64 B, 4 KiB and 1 MiB beside the
  * throughput bench's, then subiter_yield over the limit ring in
  * LIMIT_ROUNDS rounds that run both, one after the other, on the same
- * item count: the machine's load changes between rounds, rarely within
- * one, so the median of the rounds' ratios is the figure.
+ * item count, subiter first in even rounds and the ring first in odd
+ * ones (the second of a pair finds the machine as the first left it):
+ * the machine's load changes between rounds, rarely within one, so the
+ * median of the rounds' ratios is the figure.
  */
 void bench_limit(struct bench *b, struct results *rs)
 {
@@ -270,9 +276,15 @@ void bench_limit(struct bench *b, struct results *rs)
             continue;
         }
         for (i = 0; i < LIMIT_ROUNDS; i++) {
-            double wy = stream_once(b, &y, r->items);
-            double wl = stream_once(b, &t, r->items);
+            double wy, wl;
 
+            if (i % 2 == 0) {
+                wy = stream_once(b, &y, r->items);
+                wl = wy > 0 ? stream_once(b, &t, r->items) : -1;
+            } else {
+                wl = stream_once(b, &t, r->items);
+                wy = wl > 0 ? stream_once(b, &y, r->items) : -1;
+            }
             if (wy <= 0 || wl <= 0) {
                 out(b, "bench=ratio name=yield_%s/limit_%s error=\"%s\"",
                     names[k], names[k], b->errbuf);
