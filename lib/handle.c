@@ -276,6 +276,9 @@ static int read_status_wait(subiter *it, struct subiter__status *st,
 
     w.quick = it->answer_due;
     w.last = &it->last_wait_ns;
+    if (!it->init_ok) {
+        subiter__start_wait(&w, it->start_method);
+    }
     /* The inactivity bound counts from the first timed next that found
      * nothing (wait_since), else from now; the call's own deadline and
      * the stop's bound come on top. */

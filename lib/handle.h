@@ -35,6 +35,9 @@ SUBITER__HIDDEN int subiter__init_wait(subiter *it);
  * first status, in ns (0: none yet): the spin window of the next one's
  * (subiter.c). */
 SUBITER__HIDDEN int64_t subiter__first_wait_ns(int method);
+/* Set up `w` as a wait for the first status of a worker started by
+ * `method`: the forkserver's may spin longer (subiter.c). */
+SUBITER__HIDDEN void subiter__start_wait(struct subiter__wait *w, int method);
 /* subiter_next() without waiting: -EAGAIN when nothing is there yet, and
  * without items_ok, -EBUSY when an item is next (it stays there). */
 SUBITER__HIDDEN int subiter__next_nowait(subiter *it, subiter_item *item,

@@ -30,6 +30,26 @@ int64_t subiter__first_wait_ns(int method)
     return atomic_load_explicit(&first_wait_ns[method], memory_order_relaxed);
 }
 
+/*
+ * The forkserver's spare is a process made ahead and asleep: our hand-off
+ * wakes it, and what it does then until its first status (map the region,
+ * install its handlers) took 0.1 to 0.2 ms on a virtual machine whose idle
+ * CPUs halt, past a stream's longest window, so that the open slept and
+ * was woken. Its window may be as long as SUBITER__SPIN_START_MAX_NS
+ * (while it runs on another CPU, as every spin): open -> first item ->
+ * close went from 461 to 362 us there, for 60 us more CPU in the parent.
+ * A forked or exec'd worker is a new process whose start is its own page
+ * faults or exec: with that window, SUBITER_FORK was no faster, and a
+ * child the kernel queued on the parent's CPU waited out the spin (720
+ * instead of 470 us in subiter-bench-start). It keeps a stream's window.
+ */
+void subiter__start_wait(struct subiter__wait *w, int method)
+{
+    if (method == SUBITER_FORKSERVER) {
+        w->max = SUBITER__SPIN_START_MAX_NS;
+    }
+}
+
 static int await_init(subiter *it, bool wait)
 {
     struct subiter__status st;

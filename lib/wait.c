@@ -106,6 +106,11 @@ static uint32_t this_cpu(void)
     return c >= 0 ? (uint32_t)c + 1 : SUBITER__RUNNING_ANY;
 }
 
+void subiter__say_running(_Atomic uint32_t *word)
+{
+    atomic_store_explicit(word, this_cpu(), memory_order_relaxed);
+}
+
 bool subiter__runs_elsewhere(uint32_t other, uint32_t me)
 {
     return other != 0 && other != me;
@@ -120,7 +125,9 @@ bool subiter__spin_window_open(struct subiter__wait *w)
         w->me = this_cpu();
         w->began = subiter__now_ns();
         w->spin_until =
-            w->began + subiter__spin_window(w->last != NULL ? *w->last : 0);
+            w->began + subiter__spin_window_max(
+                           w->last != NULL ? *w->last : 0,
+                           w->max != 0 ? w->max : SUBITER__SPIN_MAX_NS);
     } else if ((!w->quick || (w->spins & 15) == 0) &&
                subiter__now_ns() >= w->spin_until) {
         w->spins = SUBITER__SPUN;

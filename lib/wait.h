@@ -50,19 +50,31 @@
 #define SUBITER__SPIN_NS 30000
 #define SUBITER__SPIN_MAX_NS 100000
 #define SUBITER__SPIN_LONG_NS 2000
+/* The longest window of an open's wait for its worker's first status by
+ * the forkserver (subiter.c: subiter__start_wait()), which takes 0.1 to
+ * 0.2 ms on a virtual machine, of which a sleep and a wake-up cost 30 to
+ * 80 us. */
+#define SUBITER__SPIN_START_MAX_NS 1000000
 
-/* The spin window of a wait after one that lasted `last_ns` (0: none). */
-static inline int64_t subiter__spin_window(int64_t last_ns)
+/* The spin window of a wait after one that lasted `last_ns` (0: none),
+ * at most `max_ns` long. */
+static inline int64_t subiter__spin_window_max(int64_t last_ns, int64_t max_ns)
 {
     int64_t w = last_ns + last_ns / 4;
 
-    if (last_ns > SUBITER__SPIN_MAX_NS) {
+    if (last_ns > max_ns) {
         return SUBITER__SPIN_LONG_NS;
     }
     if (last_ns <= 0 || w < SUBITER__SPIN_NS) {
         return SUBITER__SPIN_NS;
     }
-    return w < SUBITER__SPIN_MAX_NS ? w : SUBITER__SPIN_MAX_NS;
+    return w < max_ns ? w : max_ns;
+}
+
+/* The window of the waits of a stream and of commands. */
+static inline int64_t subiter__spin_window(int64_t last_ns)
+{
+    return subiter__spin_window_max(last_ns, SUBITER__SPIN_MAX_NS);
 }
 /* A "running" word (shm.h) of a side that is awake on a CPU not known
  * yet; otherwise 1 + its CPU, or 0 while it sleeps. */
@@ -163,10 +175,12 @@ struct subiter__wait {
     int64_t began;      /* the first turn, on subiter__now_ns() */
     int64_t *last;      /* the caller's: how long its last wait lasted,
                          * read and updated (subiter__spin_window()) */
+    int64_t max;        /* the caller's: the longest window, 0 for
+                         * SUBITER__SPIN_MAX_NS */
 };
 #define SUBITER__WAIT_INIT                                                     \
     {                                                                          \
-        0, false, 0, 0, 0, false, 0, NULL                                      \
+        0, false, 0, 0, 0, false, 0, NULL, 0                                   \
     }
 /* spins once a wait's spin is over: it arms and sleeps from then on. */
 #define SUBITER__SPUN UINT_MAX
@@ -175,8 +189,14 @@ struct subiter__wait {
  * `me` (ours, struct subiter__wait's)? Else spinning for it only burns the
  * CPU it or anyone else needs. */
 SUBITER__HIDDEN bool subiter__runs_elsewhere(uint32_t other, uint32_t me);
+/* Store in a side's running word where it runs now: a worker does so as
+ * soon as it has mapped the region, so that the parent's wait for its
+ * first status stops spinning when the worker runs on the parent's CPU
+ * (the parent left the word "awake, CPU not known"). */
+SUBITER__HIDDEN void subiter__say_running(_Atomic uint32_t *word);
 /* The clock's part of a spin: its first turn starts the window (w->me,
- * w->began, w->spin_until: subiter__spin_window() of *w->last), and false
+ * w->began, w->spin_until: subiter__spin_window_max() of *w->last and
+ * w->max), and false
  * once the window has passed (spins SUBITER__SPUN from then on). A quick
  * wait reads the clock every 16th turn, others every turn. */
 SUBITER__HIDDEN bool subiter__spin_window_open(struct subiter__wait *w);

@@ -406,6 +406,9 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     if (g.shm == NULL) {
         worker_exit(r);
     }
+    /* Where we run, for the parent's spin while it waits for our first
+     * status (wait.h: subiter__say_running()). */
+    subiter__say_running(&g.shm->child_running);
     /* Before the worker first wakes or sleeps (wait.h): what a forked
      * worker inherited does not say whether the kernel counts it. */
     barrier = subiter__barrier_init(true);

@@ -20,6 +20,7 @@
 #include "internal.h"
 #include "start.h"
 #include "testutil.h"
+#include "worker_impl.h"
 
 /* Callbacks a spawned worker finds by name: exported, so not static. */
 int st_gen_arg(subiter_gen *g, void *arg);
@@ -27,6 +28,7 @@ int st_gen_ppid(subiter_gen *g, void *arg);
 int st_init_locked(subiter_gen *g, void *arg);
 int st_gen_shard(subiter_gen *g, void *arg);
 int st_gen_signals(subiter_gen *g, void *arg);
+int st_init_running(subiter_gen *g, void *arg);
 
 static const int methods[] = {SUBITER_FORK, SUBITER_FORKSERVER, SUBITER_SPAWN};
 
@@ -103,6 +105,21 @@ int st_gen_shard(subiter_gen *g, void *arg)
     return subiter_yield(g, &id, sizeof id);
 }
 
+/* Fails unless the worker's running word names a CPU: a worker says
+ * where it runs as soon as it has mapped the region, before any code of
+ * the application's, for the parent's wait for its first status (wait.h:
+ * subiter__wait.unseen). The parent left it "not known". */
+int st_init_running(subiter_gen *g, void *arg)
+{
+    uint32_t run = atomic_load(&g->shm->child_running);
+
+    (void)arg;
+    if (run == 0 || run == SUBITER__RUNNING_ANY) {
+        return subiter_fail(g, "running word %u", (unsigned)run);
+    }
+    return 0;
+}
+
 static int gen_static(subiter_gen *g, void *arg)
 {
     (void)arg;
@@ -137,6 +154,22 @@ static bool forkserver_missing(int method)
     ck_assert_int_eq(subiter_open(&it, st_gen_ppid, NULL, &o), -ENOSYS);
     ck_assert_ptr_nonnull(strstr(subiter_errmsg(it), "clone3"));
     ck_assert_int_eq(subiter_close(it), 0);
+    return true;
+}
+
+/* Ready to open workers by `method`: the zygote started for
+ * SUBITER_FORKSERVER, and *snap taken after it (the zygote and its spare
+ * stay). False without clone3(), once forkserver_missing() has checked
+ * what an open says then. */
+static bool method_ready(int method, struct tu_snapshot *snap)
+{
+    if (forkserver_missing(method)) {
+        return false;
+    }
+    if (method == SUBITER_FORKSERVER) {
+        ck_assert_int_eq(subiter_forkserver_start(), 0);
+    }
+    tu_snapshot(snap);
     return true;
 }
 
@@ -187,13 +220,9 @@ START_TEST(test_start_arg_bytes)
     subiter *it;
     size_t n;
 
-    if (forkserver_missing(method)) {
+    if (!method_ready(method, &snap)) {
         return;
     }
-    if (method == SUBITER_FORKSERVER) {
-        ck_assert_int_eq(subiter_forkserver_start(), 0);
-    }
-    tu_snapshot(&snap);
     o.arg_len = sizeof arg;
     ck_assert_int_eq(subiter_open(&it, st_gen_arg, arg, &o), 0);
     n = one_item(it, got, sizeof got);
@@ -207,6 +236,25 @@ START_TEST(test_start_arg_bytes)
     ck_assert_int_eq(subiter_open(&it, st_gen_arg, NULL, &o), 0);
     n = one_item(it, got, sizeof got);
     ck_assert(n == 6 && memcmp(got, "(null)", 6) == 0);
+    ck_assert_int_eq(subiter_close(it), 0);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
+START_TEST(test_start_says_where_it_runs)
+{
+    int method = methods[_i];
+    struct tu_snapshot snap;
+    subiter_opts o = method_opts(method);
+    char got[16];
+    subiter *it;
+
+    if (!method_ready(method, &snap)) {
+        return;
+    }
+    o.init = st_init_running;
+    ck_assert_int_eq(subiter_open(&it, st_gen_arg, NULL, &o), 0);
+    ck_assert_uint_eq(one_item(it, got, sizeof got), 6);
     ck_assert_int_eq(subiter_close(it), 0);
     tu_assert_clean(&snap);
 }
@@ -257,13 +305,9 @@ START_TEST(test_start_worker_is_our_child)
     subiter_opts o = method_opts(method);
     subiter *it;
 
-    if (forkserver_missing(method)) {
+    if (!method_ready(method, &snap)) {
         return;
     }
-    if (method == SUBITER_FORKSERVER) {
-        ck_assert_int_eq(subiter_forkserver_start(), 0);
-    }
-    tu_snapshot(&snap);
     ck_assert_int_eq(subiter_open(&it, st_gen_ppid, NULL, &o), 0);
     expect_our_child(it);
     ck_assert_int_eq(subiter_close(it), 0);
@@ -609,13 +653,9 @@ START_TEST(test_start_pool)
     unsigned seen = 0, id;
     int r;
 
-    if (forkserver_missing(method)) {
+    if (!method_ready(method, &snap)) {
         return;
     }
-    if (method == SUBITER_FORKSERVER) {
-        ck_assert_int_eq(subiter_forkserver_start(), 0);
-    }
-    tu_snapshot(&snap);
     po.workers = 3;
     po.worker = &o;
     ck_assert_int_eq(subiter_pool_open(&p, st_gen_shard, NULL, &po), 0);
@@ -670,13 +710,9 @@ START_TEST(test_start_threaded_host)
     pthread_t t[5];
     int i;
 
-    if (forkserver_missing(method)) {
+    if (!method_ready(method, &snap)) {
         return;
     }
-    if (method == SUBITER_FORKSERVER) {
-        ck_assert_int_eq(subiter_forkserver_start(), 0);
-    }
-    tu_snapshot(&snap);
     o.init = st_init_locked;
     atomic_store(&host_stop, 0);
     for (i = 0; i < 4; i++) {
@@ -709,6 +745,7 @@ static Suite *start_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_start_arg_bytes, 0, 3);
     tcase_add_loop_test(tc, test_start_arg_needs_len, 0, 2);
+    tcase_add_loop_test(tc, test_start_says_where_it_runs, 0, 3);
     tcase_add_test(tc, test_start_spawn_needs_export);
     tcase_add_loop_test(tc, test_start_worker_is_our_child, 0, 3);
     tcase_add_loop_test(tc, test_start_signals_default, 0, 3);

@@ -141,6 +141,64 @@ START_TEST(test_wait_spin_window)
 }
 END_TEST
 
+/* The longer window of a start's wait: the same rule under its own
+ * bound; a stream's is unchanged by it. */
+START_TEST(test_wait_spin_window_max)
+{
+    const int64_t max = SUBITER__SPIN_START_MAX_NS;
+
+    ck_assert_int_gt(max, SUBITER__SPIN_MAX_NS);
+    ck_assert_int_eq(subiter__spin_window_max(0, max), SUBITER__SPIN_NS);
+    ck_assert_int_eq(subiter__spin_window_max(200000, max), 250000);
+    ck_assert_int_eq(subiter__spin_window_max(900000, max), max);
+    ck_assert_int_eq(subiter__spin_window_max(max, max), max);
+    ck_assert_int_eq(subiter__spin_window_max(max + 1, max),
+                     SUBITER__SPIN_LONG_NS);
+    ck_assert_int_eq(subiter__spin_window(200000), SUBITER__SPIN_LONG_NS);
+    ck_assert_int_eq(subiter__spin_window_max(60000, SUBITER__SPIN_MAX_NS),
+                     subiter__spin_window(60000));
+}
+END_TEST
+
+/* An open's wait for its worker's first status (subiter__start_wait()):
+ * the forkserver's spare may take the start's longer window, a forked or
+ * exec'd worker the stream's. */
+static int64_t start_window(int method, int64_t last)
+{
+    struct subiter__shm *shm = fake_shm();
+    struct subiter__wait w = SUBITER__WAIT_INIT;
+    struct subiter__proc proc;
+    int64_t window;
+
+    subiter__proc_init(&proc);
+    w.quick = true; /* as the open's is: its answer is due */
+    w.last = &last;
+    subiter__start_wait(&w, method);
+    ck_assert_int_eq(subiter__parent_wait(shm, &w, -1, &proc, 0), 0);
+    ck_assert(!w.armed);
+    window = w.spin_until - w.began;
+    /* The worker sleeps: the wait arms at its next turn. */
+    atomic_store(&shm->child_running, 0);
+    ck_assert_int_eq(subiter__parent_wait(shm, &w, -1, &proc, 0), 0);
+    ck_assert(w.armed);
+    subiter__parent_wait_end(shm, &w);
+    free(shm);
+    return window;
+}
+
+START_TEST(test_wait_start_window)
+{
+    ck_assert_int_eq(start_window(SUBITER_FORKSERVER, 500000), 625000);
+    ck_assert_int_eq(start_window(SUBITER_FORKSERVER, 40000), 50000);
+    ck_assert_int_eq(start_window(SUBITER_FORKSERVER, 5000000),
+                     SUBITER__SPIN_LONG_NS);
+    ck_assert_int_eq(start_window(SUBITER_FORK, 500000), SUBITER__SPIN_LONG_NS);
+    ck_assert_int_eq(start_window(SUBITER_SPAWN, 500000),
+                     SUBITER__SPIN_LONG_NS);
+    ck_assert_int_eq(start_window(SUBITER_FORK, 40000), 50000);
+}
+END_TEST
+
 /* The clock's part of a spin, as a pool's loop uses it: the first turn
  * starts the window from the last wait; once it has passed, the wait is
  * spun and stays so. */
@@ -593,6 +651,8 @@ static Suite *wait_suite(void)
     tcase_add_test(tc, test_wait_woken_side_counts_as_running);
     tcase_add_test(tc, test_wait_first_wait_recorded);
     tcase_add_test(tc, test_wait_spin_window);
+    tcase_add_test(tc, test_wait_spin_window_max);
+    tcase_add_test(tc, test_wait_start_window);
     tcase_add_test(tc, test_wait_spin_window_open);
     tcase_add_test(tc, test_wait_runs_elsewhere);
     tcase_add_test(tc, test_wait_window_from_last_wait);
