@@ -20,8 +20,8 @@
 
 #define SUBITER__SHM_MAGIC 0x52495553u /* "SUIR" little-endian */
 #define SUBITER__SHM_VERSION                                                   \
-    4u /* 2: the life lock; 3: the barrier words;                              \
-         4: the ready headers (ring.h) */
+    5u /* 2: the life lock; 3: the barrier words;                              \
+         4: the ready headers (ring.h); 5: the worker arms with a fence */
 
 /* The header takes one page, so the rings start page-aligned. */
 #define SUBITER__SHM_HDR_BYTES 4096u
@@ -50,9 +50,6 @@ struct subiter__shm {
     /* The worker's "running" word (wait.c): 0 while it sleeps, else 1 +
      * the CPU it last ran on; the parent spins only while it is set. */
     _Atomic uint32_t child_running;
-    /* 1 when the worker arms with membarrier (wait.h), from before it
-     * first sleeps; written once, at its start. */
-    _Atomic uint32_t worker_barrier;
 
     /* Set by the parent while it sleeps in poll() on its eventfd; and its
      * "running" word, as the worker's. */
@@ -107,9 +104,8 @@ _Static_assert(offsetof(struct subiter__shm, child_running) ==
                    offsetof(struct subiter__shm, parent_running) ==
                        offsetof(struct subiter__shm, parent_sleeping) + 4,
                "each running word right after its sleeping flag (wait.c)");
-_Static_assert(offsetof(struct subiter__shm, worker_barrier) == 76 &&
-                   offsetof(struct subiter__shm, parent_barrier) == 136,
-               "each barrier word on the line its waker reads the flag of");
+_Static_assert(offsetof(struct subiter__shm, parent_barrier) == 136,
+               "the barrier word on the line its waker reads the flag of");
 _Static_assert(offsetof(struct subiter__shm, item_tail) == 192,
                "the worker's item index on a line of its own");
 _Static_assert(offsetof(struct subiter__shm, item_head) == 256,

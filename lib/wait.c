@@ -209,16 +209,25 @@ void subiter__sleep_flag(_Atomic uint32_t *flag)
     atomic_store_explicit(subiter__running_of(flag), 0, memory_order_relaxed);
 }
 
+/* The sleeps this process armed with membarrier (tests). */
+static _Atomic unsigned long membarriers;
+
+unsigned long subiter__membarriers(void)
+{
+    return atomic_load_explicit(&membarriers, memory_order_relaxed);
+}
+
 void subiter__sleep_barrier(void)
 {
     /* Orders the flag stores before the caller's last look at the ring;
      * pairs with the fence in subiter__wake_if_armed() on the other side. A
-     * registered side told the other so (shm.h), which then wakes with a
-     * compiler barrier only. The kernel refuses GLOBAL_EXPEDITED only to
-     * a process it does not know as registered, so the fence below is
-     * for the unregistered side alone. */
+     * registered parent told the worker so (shm.h), which then wakes it
+     * with a compiler barrier only. The kernel refuses GLOBAL_EXPEDITED
+     * only to a process it does not know as registered, so the fence below
+     * is for the unregistered side alone. */
     if (registered() &&
         syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0) {
+        atomic_fetch_add_explicit(&membarriers, 1, memory_order_relaxed);
         return;
     }
     atomic_thread_fence(memory_order_seq_cst);
@@ -244,10 +253,8 @@ bool subiter__wake_unfenced(uint32_t their_barrier)
 
 void subiter__wake_worker(struct subiter__shm *shm)
 {
-    if (subiter__wake_if_armed(
-            &shm->child_sleeping,
-            subiter__wake_unfenced(atomic_load_explicit(
-                &shm->worker_barrier, memory_order_relaxed)))) {
+    /* Fenced: the worker arms with a fence (subiter__worker_wait()). */
+    if (subiter__wake_if_armed(&shm->child_sleeping, false)) {
         atomic_fetch_add_explicit(&shm->child_bell, 1, memory_order_relaxed);
         /* Not FUTEX_PRIVATE_FLAG: the sleeper is another process. */
         (void)syscall(SYS_futex, &shm->child_bell, FUTEX_WAKE, 1, NULL, NULL,
@@ -275,7 +282,10 @@ void subiter__worker_wait(struct subiter__shm *shm, struct subiter__wait *w)
         /* The bell as it is now: a ring after this makes FUTEX_WAIT return
          * at once instead of sleeping. */
         w->bell = atomic_load_explicit(&shm->child_bell, memory_order_relaxed);
-        subiter__sleep_arm(&shm->child_sleeping);
+        /* A fence, not membarrier: the parent wakes us once per half a
+         * ring or per command, and pays the fence there (wait.h). */
+        subiter__sleep_flag(&shm->child_sleeping);
+        atomic_thread_fence(memory_order_seq_cst);
         w->armed = true;
         return; /* the caller looks again before we sleep */
     }

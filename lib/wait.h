@@ -16,17 +16,22 @@
  * record, or the waker finds the flag. Acquire/release alone cannot give
  * that (store-load ordering).
  *
- * The waker publishes for every item and the sleeper arms once per sleep,
- * so the cost goes to the sleeper (the asymmetric Dekker of userspace
- * RCU): the sleeper's barrier is membarrier(MEMBARRIER_CMD_GLOBAL_
- * EXPEDITED), which runs a full fence on every CPU that runs a registered
- * process, and the waker's fence is then a compiler barrier only. That
- * needs both processes registered; each side records in the region
- * whether it is (shm.h: parent_barrier, worker_barrier) before it can
- * sleep, and a waker skips its fence only when it is registered itself
- * and the side it wakes said so. Otherwise (no membarrier: old kernels,
- * valgrind, a seccomp filter) both are seq_cst fences, as before. A fence
- * per item cost a third of the time of a 64-byte item.
+ * The worker looks for a sleeping parent for every item it publishes, and
+ * the parent arms once per sleep, so the cost goes to the parent (the
+ * asymmetric Dekker of userspace RCU): its barrier is membarrier(
+ * MEMBARRIER_CMD_GLOBAL_EXPEDITED), which runs a full fence on every CPU
+ * that runs a registered process, and the worker's fence is then a
+ * compiler barrier only. That needs both processes registered: the parent
+ * records in the region whether it is (shm.h: parent_barrier), and the
+ * worker skips its fence only when it is registered itself and the parent
+ * said so. Otherwise (no membarrier: old kernels, valgrind, a seccomp
+ * filter) both are seq_cst fences. A fence per item cost a third of the
+ * time of a 64-byte item. The other way, the parent looks for a sleeping
+ * worker once per half a ring of room it gives back, or per command: it
+ * fences there, and the worker arms with a fence too. (It armed with
+ * membarrier as well: the interrupts of two workers' membarriers, which
+ * the kernel serializes, each time they ran out of room cost an ordered
+ * merge of two workers with 32 items each 880 ns per item instead of 593.)
  */
 #ifndef SUBITER_WAIT_H
 #define SUBITER_WAIT_H
@@ -103,7 +108,7 @@ SUBITER__HIDDEN void subiter__spin(unsigned n);
 #define SUBITER__SPIN_TURN_NS 1000
 SUBITER__HIDDEN void subiter__spin_turn(void);
 
-/* Register this process for the sleepers' membarrier (above). Returns
+/* Register this process for the parent's membarrier (above). Returns
  * whether it is (once per process; a worker asks again, since what it
  * inherited says nothing about an exec'd process). */
 SUBITER__HIDDEN bool subiter__barrier_init(bool again);
@@ -120,6 +125,8 @@ SUBITER__HIDDEN void subiter__barrier_off(void);
 SUBITER__HIDDEN void subiter__sleep_arm(_Atomic uint32_t *flag);
 SUBITER__HIDDEN void subiter__sleep_flag(_Atomic uint32_t *flag);
 SUBITER__HIDDEN void subiter__sleep_barrier(void);
+/* How many sleeps this process armed with membarrier (a test's count). */
+SUBITER__HIDDEN unsigned long subiter__membarriers(void);
 SUBITER__HIDDEN void subiter__sleep_disarm(_Atomic uint32_t *flag);
 
 /* A side's "running" word sits right after its sleeping flag (shm.h pins
@@ -196,9 +203,9 @@ SUBITER__HIDDEN bool subiter__runs_elsewhere(uint32_t other, uint32_t me);
 SUBITER__HIDDEN void subiter__say_running(_Atomic uint32_t *word);
 /* The clock's part of a spin: its first turn starts the window (w->me,
  * w->began, w->spin_until: subiter__spin_window_max() of *w->last and
- * w->max), and false
- * once the window has passed (spins SUBITER__SPUN from then on). A quick
- * wait reads the clock every 16th turn, others every turn. */
+ * w->max), and false once the window has passed (spins SUBITER__SPUN from
+ * then on). A quick wait reads the clock every 16th turn, others every
+ * turn. */
 SUBITER__HIDDEN bool subiter__spin_window_open(struct subiter__wait *w);
 
 /* A wait on `flag` is over: disarm if it armed, and record how long it

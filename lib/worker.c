@@ -384,7 +384,6 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
 {
     subiter_gen g;
     struct stat st;
-    bool barrier;
     int r;
 
     if (!a->signals_clean) {
@@ -409,9 +408,11 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
     /* Where we run, for the parent's spin while it waits for our first
      * status (wait.h: subiter__say_running()). */
     subiter__say_running(&g.shm->child_running);
-    /* Before the worker first wakes or sleeps (wait.h): what a forked
-     * worker inherited does not say whether the kernel counts it. */
-    barrier = subiter__barrier_init(true);
+    /* Before the worker first looks for a sleeping parent (wait.h): the
+     * parent's membarrier reaches our CPU only once we are registered,
+     * and what a forked worker inherited does not say whether the kernel
+     * counts it. */
+    (void)subiter__barrier_init(true);
     g.parent_unfenced = subiter__wake_unfenced(g.shm->parent_barrier);
     /* Before any user code: from here on the parent knows whether this
      * worker lives without trusting its pid number. Without the lock it
@@ -445,9 +446,6 @@ _Noreturn void subiter__worker_main(const struct subiter__child_args *a)
         send_status(&g, SUBITER__INIT_FAILED, g.msg, EPROTO);
         worker_exit(0);
     }
-    /* Tell the parent, which until then wakes us with a fence. */
-    atomic_store_explicit(&g.shm->worker_barrier, barrier,
-                          memory_order_relaxed);
 
     reseed(&g, SUBITER__INIT_ITERATION);
     /* A forked worker has the unwinder its parent loaded; an exec'd one

@@ -560,23 +560,23 @@ static void dawdle(unsigned *seed)
     }
 }
 
-/* Item 0 says how each side arms (shm.h's barrier words); then items
+/* Item 0 says how the parent arms (shm.h's barrier word); then items
  * 1.. one at a time (buffer_items 1), so that every item is a wake-up in
- * each direction unless the other side is still spinning. Exported: a
- * spawned worker finds it by name. */
+ * each direction unless the other side is still spinning; last, how many
+ * of the worker's sleeps it armed with membarrier. Exported: a spawned
+ * worker finds it by name. */
 int wt_gen_pingpong(subiter_gen *g, void *arg);
 
 int wt_gen_pingpong(subiter_gen *g, void *arg)
 {
-    struct subiter__shm *shm = subiter__gen_shm(g);
-    uint32_t words[2] = {shm->parent_barrier,
-                         atomic_load(&shm->worker_barrier)};
+    uint32_t word = subiter__gen_shm(g)->parent_barrier;
+    unsigned long n;
     unsigned seed = 7;
     long i;
     int r;
 
     (void)arg;
-    if ((r = subiter_yield(g, words, sizeof words)) != 0) {
+    if ((r = subiter_yield(g, &word, sizeof word)) != 0) {
         return r;
     }
     for (i = 1; i < PP_ITEMS; i++) {
@@ -585,7 +585,8 @@ int wt_gen_pingpong(subiter_gen *g, void *arg)
             return r;
         }
     }
-    return 0;
+    n = subiter__membarriers();
+    return subiter_yield(g, &n, sizeof n);
 }
 
 /*
@@ -597,14 +598,16 @@ int wt_gen_pingpong(subiter_gen *g, void *arg)
  * (subiter__barrier_off(), inherited by the forked worker); 2 the same
  * parent with a spawned worker, which registers by itself: each side
  * then wakes the other its own way; 3 as 0 with buffer_items 8, where the
- * parent gives room back two items at a time.
+ * parent gives room back two items at a time. The worker, which slept,
+ * never armed with membarrier: the parent wakes it fenced (wait.h).
  */
 START_TEST(test_wait_no_lost_wakeup)
 {
     struct tu_snapshot snap;
     subiter_opts o = tu_opts_grace(10000, TU_LONG_GRACE_MS);
     bool can = subiter__barrier_init(false);
-    uint32_t words[2];
+    uint32_t word;
+    unsigned long membarriers;
     unsigned seed = 11;
     subiter *it;
     subiter_item item;
@@ -623,10 +626,9 @@ START_TEST(test_wait_no_lost_wakeup)
     ck_assert_int_eq(subiter_open(&it, wt_gen_pingpong, NULL, &o), 0);
     ck_assert_int_eq(subiter_start(it, NULL, 0), 0);
     ck_assert_int_eq(subiter_next(it, &item), 1);
-    ck_assert_uint_eq(item.len, sizeof words);
-    memcpy(words, item.data, sizeof words);
-    ck_assert_uint_eq(words[0], (_i == 0 || _i == 3) && can);
-    ck_assert_uint_eq(words[1], _i != 1 && can);
+    ck_assert_uint_eq(item.len, sizeof word);
+    memcpy(&word, item.data, sizeof word);
+    ck_assert_uint_eq(word, (_i == 0 || _i == 3) && can);
     for (i = 1; i < PP_ITEMS; i++) {
         int r = subiter_next(it, &item);
 
@@ -634,6 +636,11 @@ START_TEST(test_wait_no_lost_wakeup)
         ck_assert_int_eq(tu_item_long(&item), i);
         dawdle(&seed);
     }
+    ck_assert_int_gt(sleeps_of(subiter_pid(it)), 0);
+    ck_assert_int_eq(subiter_next(it, &item), 1);
+    ck_assert_uint_eq(item.len, sizeof membarriers);
+    memcpy(&membarriers, item.data, sizeof membarriers);
+    ck_assert_uint_eq(membarriers, 0);
     ck_assert_int_eq(subiter_next(it, &item), 0);
     ck_assert_int_eq(subiter_close(it), 0);
     tu_assert_clean(&snap);
