@@ -101,8 +101,11 @@ void print_ratios(struct bench *b, const struct results *rs,
                -1);
     rate_ratio(b, rs, "yield_1MiB/memcpy_1MiB", IMPL_YIELD, T, IMPL_MEMCPY,
                CONSUME_NONE, MIB, 0.5);
+    /* Reported, as README has it: reading every byte another core has
+     * just written runs at the speed lines move between cores, not at
+     * memcpy()'s from a buffer in its own cache. */
     rate_ratio(b, rs, "yield_1MiB_read/memcpy_1MiB", IMPL_YIELD, R, IMPL_MEMCPY,
-               CONSUME_NONE, MIB, 0.5);
+               CONSUME_NONE, MIB, -1);
     rate_ratio(b, rs, "reserve_1MiB/pipe_1MiB", IMPL_RESERVE, T, IMPL_PIPE, T,
                MIB, 10);
     rate_ratio(b, rs, "reserve_1MiB_read/pipe_1MiB", IMPL_RESERVE, R, IMPL_PIPE,
