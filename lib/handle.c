@@ -265,20 +265,26 @@ static int stop_overdue(subiter *it)
  * handles at once, and tells a handle with subiter__mark_exited() that its
  * worker is gone).
  */
+void subiter__status_wait(subiter *it, struct subiter__wait *w)
+{
+    *w = (struct subiter__wait)SUBITER__WAIT_INIT;
+    w->quick = it->answer_due;
+    w->last = &it->last_wait_ns;
+    if (!it->init_ok) {
+        subiter__start_wait(w, it->start_method);
+    }
+}
+
 static int read_status_wait(subiter *it, struct subiter__status *st,
                             uint32_t *len, bool wait)
 {
-    struct subiter__wait w = SUBITER__WAIT_INIT;
+    struct subiter__wait w;
     int64_t idle = 0, deadline, now;
     const unsigned char *frame;
     bool chased = false;
     int r;
 
-    w.quick = it->answer_due;
-    w.last = &it->last_wait_ns;
-    if (!it->init_ok) {
-        subiter__start_wait(&w, it->start_method);
-    }
+    subiter__status_wait(it, &w);
     /* The inactivity bound counts from the first timed next that found
      * nothing (wait_since), else from now; the call's own deadline and
      * the stop's bound come on top. */

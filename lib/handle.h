@@ -38,6 +38,10 @@ SUBITER__HIDDEN int64_t subiter__first_wait_ns(int method);
 /* Set up `w` as a wait for the first status of a worker started by
  * `method`: the forkserver's may spin longer (subiter.c). */
 SUBITER__HIDDEN void subiter__start_wait(struct subiter__wait *w, int method);
+/* Set up `w` as the handle's wait for its next status: quick when an
+ * answer is due, from its last wait, and a start's while its worker has
+ * not started. */
+SUBITER__HIDDEN void subiter__status_wait(subiter *it, struct subiter__wait *w);
 /* subiter_next() without waiting: -EAGAIN when nothing is there yet, and
  * without items_ok, -EBUSY when an item is next (it stays there). */
 SUBITER__HIDDEN int subiter__next_nowait(subiter *it, subiter_item *item,

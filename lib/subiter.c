@@ -36,12 +36,18 @@ int64_t subiter__first_wait_ns(int method)
  * install its handlers) took 0.1 to 0.2 ms on a virtual machine whose idle
  * CPUs halt, past a stream's longest window, so that the open slept and
  * was woken. Its window may be as long as SUBITER__SPIN_START_MAX_NS
- * (while it runs on another CPU, as every spin): open -> first item ->
- * close went from 461 to 362 us there, for 60 us more CPU in the parent.
- * A forked or exec'd worker is a new process whose start is its own page
- * faults or exec: with that window, SUBITER_FORK was no faster, and a
- * child the kernel queued on the parent's CPU waited out the spin (720
- * instead of 470 us in subiter-bench-start). It keeps a stream's window.
+ * (1.25x the last first-status wait by this method, the initializer's
+ * time included; spinning, as every spin, only while the worker runs on
+ * another CPU or has not yet said where): open -> first item -> close
+ * went from 461 to 362 us there, for 60 us more CPU in the parent. So an
+ * open whose initializer takes up to 0.8 ms spins through it, as a
+ * stream's wait does through a slow item, and one that takes longer
+ * spins 2 us (subiter__spin_window_max()). A spare woken on our CPU
+ * usually preempts us, as woken sleepers do; a forked or exec'd worker is
+ * a new process, which does not, and whose start is its own page faults
+ * or exec: with that window, SUBITER_FORK was no faster, and a child
+ * queued on the parent's CPU waited out the spin (720 instead of 470 us
+ * in subiter-bench-start). It keeps a stream's window.
  */
 void subiter__start_wait(struct subiter__wait *w, int method)
 {

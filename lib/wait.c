@@ -220,11 +220,10 @@ unsigned long subiter__membarriers(void)
 void subiter__sleep_barrier(void)
 {
     /* Orders the flag stores before the caller's last look at the ring;
-     * pairs with the fence in subiter__wake_if_armed() on the other side. A
-     * registered parent told the worker so (shm.h), which then wakes it
-     * with a compiler barrier only. The kernel refuses GLOBAL_EXPEDITED
-     * only to a process it does not know as registered, so the fence below
-     * is for the unregistered side alone. */
+     * pairs with the fence in subiter__wake_if_armed() on the other side.
+     * A registered parent told the worker so (shm.h), which then wakes it
+     * with a compiler barrier only; the fence below is for a process that
+     * is not registered, or whose membarrier() failed. */
     if (registered() &&
         syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0) {
         atomic_fetch_add_explicit(&membarriers, 1, memory_order_relaxed);
@@ -282,8 +281,9 @@ void subiter__worker_wait(struct subiter__shm *shm, struct subiter__wait *w)
         /* The bell as it is now: a ring after this makes FUTEX_WAIT return
          * at once instead of sleeping. */
         w->bell = atomic_load_explicit(&shm->child_bell, memory_order_relaxed);
-        /* A fence, not membarrier: the parent wakes us once per half a
-         * ring or per command, and pays the fence there (wait.h). */
+        /* A fence, not membarrier: the parent looks for us with a fence
+         * once per half a ring, per command or before it waits itself,
+         * not per item (wait.h). */
         subiter__sleep_flag(&shm->child_sleeping);
         atomic_thread_fence(memory_order_seq_cst);
         w->armed = true;

@@ -27,11 +27,14 @@
  * said so. Otherwise (no membarrier: old kernels, valgrind, a seccomp
  * filter) both are seq_cst fences. A fence per item cost a third of the
  * time of a 64-byte item. The other way, the parent looks for a sleeping
- * worker once per half a ring of room it gives back, or per command: it
- * fences there, and the worker arms with a fence too. (It armed with
- * membarrier as well: the interrupts of two workers' membarriers, which
- * the kernel serializes, each time they ran out of room cost an ordered
- * merge of two workers with 32 items each 880 ns per item instead of 593.)
+ * worker with a fence once per half a ring of room it gives back, per
+ * command, and before it waits itself (per item at most, in a ping-pong);
+ * between those it only peeks, unfenced, and a peek that misses leaves
+ * the wake to the next fenced look. So the worker arms with a fence too.
+ * (It armed with membarrier as well: the interrupts of two workers'
+ * membarriers, which the kernel serializes, each time they ran out of
+ * room cost an ordered merge of two workers with 32 items each 880 ns
+ * per item instead of 593.)
  */
 #ifndef SUBITER_WAIT_H
 #define SUBITER_WAIT_H
