@@ -5,9 +5,9 @@
  * close. The pool's options are read and checked in pool_opts.c, sharded
  * iteration (with start and stop) is in pool_shards.c,
  * tasks (with submit, wait and finalize) in pool_tasks.c, slots and
- * states (with pause and resume) in pool_slot.c, the sleep on all
- * workers in pool_wait.c. The pool starts no thread: it works inside its
- * calls. */
+ * states (with pause and resume) in pool_slot.c, the wait (spin, then
+ * sleep) on all workers in pool_wait.c. The pool starts no thread: it works
+ * inside its calls. */
 #include "config.h"
 
 #include <assert.h>
@@ -353,39 +353,6 @@ static int item_kept(subiter_pool *p, int r)
 
 /* ---- the loop ---- */
 
-/* A new wait of the loop: one pause per turn, the clock every 16th. */
-static void wait_begin(subiter_pool *p, struct subiter__wait *w)
-{
-    *w = (struct subiter__wait)SUBITER__WAIT_INIT;
-    w->quick = true;
-    w->last = &p->last_wait_ns;
-}
-
-/*
- * May the loop spin one more turn? For its window (wait.h:
- * subiter__spin_window()), and only while a worker that may write to it
- * is awake on another CPU, as a handle's wait. Else only a sleep lets
- * anyone move: a worker that sleeps moves when we wake it, one on our CPU
- * when we leave it, and a pool of CPU-bound workers on every CPU lost a
- * tenth of its speed to a parent that spun for each of its items.
- */
-static bool may_spin(subiter_pool *p, struct subiter__wait *w)
-{
-    unsigned i;
-
-    if (!subiter__spin_window_open(w)) {
-        return false;
-    }
-    for (i = 0; i < p->n; i++) {
-        if (pool__may_write(&p->w[i]) &&
-            subiter__worker_elsewhere(p->w[i].h, w->me)) {
-            return true;
-        }
-    }
-    w->spins = SUBITER__SPUN;
-    return false;
-}
-
 int pool__run(subiter_pool *p, bool (*done)(const subiter_pool *),
               int64_t deadline_ns, bool items_ok)
 {
@@ -406,7 +373,7 @@ int pool__run(subiter_pool *p, bool (*done)(const subiter_pool *),
     if (!p->polling) {
         p->call_ns = subiter__now_ns();
     }
-    wait_begin(p, &w);
+    pool__wait_begin(p, &w);
     for (;; turns++) {
         /* (a) The clock and the deadlines on every 64th turn, and always
          * before a sleep or once the call's deadline passed: while
@@ -424,7 +391,7 @@ int pool__run(subiter_pool *p, bool (*done)(const subiter_pool *),
             p->in_cb = false;
             subiter__give_back(p->held, true);
             p->held = NULL;
-            wait_begin(p, &w);
+            pool__wait_begin(p, &w);
             continue;
         }
         /* (e) */
@@ -442,7 +409,7 @@ int pool__run(subiter_pool *p, bool (*done)(const subiter_pool *),
             r = -ETIMEDOUT;
             break;
         }
-        if (may_spin(p, &w)) {
+        if (pool__may_spin(p, &w)) {
             subiter__spin(w.spins++);
             continue;
         }
@@ -452,9 +419,7 @@ int pool__run(subiter_pool *p, bool (*done)(const subiter_pool *),
         pool__sleep(p, pool__earlier(next, deadline_ns));
         pool__disarm(p);
     }
-    if (w.spins != 0 && r != -ETIMEDOUT) {
-        p->last_wait_ns = subiter__now_ns() - w.began;
-    }
+    pool__wait_end(p, &w, r == -ETIMEDOUT);
     p->parked = r == -ETIMEDOUT && p->park;
     p->next_timer = next;
     if (!p->parked) {

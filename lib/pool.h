@@ -310,6 +310,15 @@ SUBITER__HIDDEN void pool__ev_forget(subiter_pool *p, unsigned i);
 
 /* ---- pool_wait.c ---- */
 
+/* A new wait of the loop (pool__run()), spinning while pool__may_spin()
+ * allows, and its end, which records how long it lasted for the next
+ * one's window unless the caller's deadline cut it short. */
+SUBITER__HIDDEN void pool__wait_begin(subiter_pool *p, struct subiter__wait *w);
+SUBITER__HIDDEN bool pool__may_spin(const subiter_pool *p,
+                                    struct subiter__wait *w);
+SUBITER__HIDDEN void
+pool__wait_end(subiter_pool *p, const struct subiter__wait *w, bool timed_out);
+
 /* Tell the workers that may write that the parent will sleep; true when
  * one was told just now (look at the rings once more first). */
 SUBITER__HIDDEN bool pool__arm(subiter_pool *p);

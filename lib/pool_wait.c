@@ -1,14 +1,58 @@
-/* pool_wait.c: the pool's sleep on all of its workers at once: arming the
- * workers that may write (so they wake the parent), the one poll() over
- * every eventfd and pidfd, and without pidfds (valgrind) the short slices
- * between which deaths are looked for. Turns what it sees into events for
- * the loop (pool__exited()); it never calls the loop. */
+/* pool_wait.c: the pool's wait on all of its workers at once: the spin
+ * while a worker that may write runs on another CPU, then the sleep:
+ * arming the workers that may write (so they wake the parent), the one
+ * poll() over every eventfd and pidfd, and without pidfds (valgrind) the
+ * short slices between which deaths are looked for. Turns what it sees
+ * into events for the loop (pool__exited()); it never calls the loop. */
 #include "config.h"
 
 #include <errno.h>
 #include <unistd.h>
 
 #include "pool.h"
+
+/* A new wait of the loop: one pause per turn, the clock every 16th. */
+void pool__wait_begin(subiter_pool *p, struct subiter__wait *w)
+{
+    *w = (struct subiter__wait)SUBITER__WAIT_INIT;
+    w->quick = true;
+    w->last = &p->last_wait_ns;
+}
+
+/*
+ * May the loop spin one more turn? For its window (wait.h:
+ * subiter__spin_window()), and only while a worker that may write to it
+ * is awake on another CPU, as a handle's wait. Else only a sleep lets
+ * anyone move: a worker that sleeps moves when we wake it, one on our CPU
+ * when we leave it, and a pool of CPU-bound workers on every CPU lost a
+ * tenth of its speed to a parent that spun for each of its items.
+ */
+bool pool__may_spin(const subiter_pool *p, struct subiter__wait *w)
+{
+    unsigned i;
+
+    if (!subiter__spin_window_open(w)) {
+        return false;
+    }
+    for (i = 0; i < p->n; i++) {
+        if (pool__may_write(&p->w[i]) &&
+            subiter__worker_elsewhere(p->w[i].h, w->me)) {
+            return true;
+        }
+    }
+    w->spins = SUBITER__SPUN;
+    return false;
+}
+
+void pool__wait_end(subiter_pool *p, const struct subiter__wait *w,
+                    bool timed_out)
+{
+    /* A wait the caller's deadline cut short says nothing of the
+     * workers. */
+    if (w->spins != 0 && !timed_out) {
+        p->last_wait_ns = subiter__now_ns() - w->began;
+    }
+}
 
 bool pool__arm(subiter_pool *p)
 {
