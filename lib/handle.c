@@ -256,15 +256,6 @@ static int stop_overdue(subiter *it)
     return make_dead(it, SUBITER_ETIMEDOUT, why);
 }
 
-/*
- * subiter__read_status() when the record is not there at once, or is
- * bad: wait for the next status record and decode it. Returns 0 with *st and
- * *len (the record to release), or an error: the fatal ones have killed
- * the worker and made the handle dead; -ENOMEM leaves the record in place.
- * Without `wait`, -EAGAIN when nothing is there yet (a pool waits for many
- * handles at once, and tells a handle with subiter__mark_exited() that its
- * worker is gone).
- */
 void subiter__status_wait(subiter *it, struct subiter__wait *w)
 {
     *w = (struct subiter__wait)SUBITER__WAIT_INIT;
@@ -275,6 +266,15 @@ void subiter__status_wait(subiter *it, struct subiter__wait *w)
     }
 }
 
+/*
+ * subiter__read_status() when the record is not there at once, or is
+ * bad: wait for the next status record and decode it. Returns 0 with *st and
+ * *len (the record to release), or an error: the fatal ones have killed
+ * the worker and made the handle dead; -ENOMEM leaves the record in place.
+ * Without `wait`, -EAGAIN when nothing is there yet (a pool waits for many
+ * handles at once, and tells a handle with subiter__mark_exited() that its
+ * worker is gone).
+ */
 static int read_status_wait(subiter *it, struct subiter__status *st,
                             uint32_t *len, bool wait)
 {

@@ -124,10 +124,8 @@ bool subiter__spin_window_open(struct subiter__wait *w)
     if (w->spins == 0) {
         w->me = this_cpu();
         w->began = subiter__now_ns();
-        w->spin_until =
-            w->began + subiter__spin_window_max(
-                           w->last != NULL ? *w->last : 0,
-                           w->max != 0 ? w->max : SUBITER__SPIN_MAX_NS);
+        w->spin_until = w->began + subiter__spin_window_max(
+                                       w->last != NULL ? *w->last : 0, w->max);
     } else if ((!w->quick || (w->spins & 15) == 0) &&
                subiter__now_ns() >= w->spin_until) {
         w->spins = SUBITER__SPUN;

@@ -185,12 +185,11 @@ struct subiter__wait {
     int64_t began;      /* the first turn, on subiter__now_ns() */
     int64_t *last;      /* the caller's: how long its last wait lasted,
                          * read and updated (subiter__spin_window()) */
-    int64_t max;        /* the caller's: the longest window, 0 for
-                         * SUBITER__SPIN_MAX_NS */
+    int64_t max;        /* the caller's: the longest window */
 };
 #define SUBITER__WAIT_INIT                                                     \
     {                                                                          \
-        0, false, 0, 0, 0, false, 0, NULL, 0                                   \
+        0, false, 0, 0, 0, false, 0, NULL, SUBITER__SPIN_MAX_NS                \
     }
 /* spins once a wait's spin is over: it arms and sleeps from then on. */
 #define SUBITER__SPUN UINT_MAX
