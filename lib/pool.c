@@ -375,6 +375,8 @@ int pool__run(subiter_pool *p, bool (*done)(const subiter_pool *),
     }
     pool__wait_begin(p, &w);
     for (;; turns++) {
+        unsigned moves = p->moves;
+
         /* (a) The clock and the deadlines on every 64th turn, and always
          * before a sleep or once the call's deadline passed: while
          * workers talk, they can wait. */
@@ -403,7 +405,7 @@ int pool__run(subiter_pool *p, bool (*done)(const subiter_pool *),
             /* Parking: arm every worker that may write, then one more
              * pass (the last look of wait.h) before leaving them armed. */
             past = true;
-            if (p->park && pool__arm(p)) {
+            if (p->park && (pool__arm(p) || p->moves != moves)) {
                 continue;
             }
             r = -ETIMEDOUT;
@@ -413,7 +415,13 @@ int pool__run(subiter_pool *p, bool (*done)(const subiter_pool *),
             subiter__spin(w.spins++);
             continue;
         }
-        if (pool__arm(p)) {
+        /* The last look before a sleep is one that found the workers
+         * armed and moved nothing. A look that moved the pool or a slot
+         * read only what mattered before the move: a failed shard read in
+         * turn stops the others, whose last records (read by no one yet,
+         * and whose workers will not ring again) then matter, and
+         * whose stop deadlines the timers have not seen. */
+        if (pool__arm(p) || p->moves != moves) {
             continue;
         }
         pool__sleep(p, pool__earlier(next, deadline_ns));

@@ -121,6 +121,7 @@ struct subiter_pool {
     enum pool_state st;
     enum pool_state rest; /* IDLE or FINALIZING: where an iteration ends */
     bool in_loop;         /* inside pool__run() */
+    unsigned moves;       /* changes of p->st and the slots' states */
     bool followup;        /* a handler queued follow-up work */
     bool in_cb;
     bool paused_all; /* the user's pause(-1): no task is handed out */
@@ -322,6 +323,8 @@ pool__wait_end(subiter_pool *p, const struct subiter__wait *w, bool timed_out);
 /* Tell the workers that may write that the parent will sleep; true when
  * one was told just now (look at the rings once more first). */
 SUBITER__HIDDEN bool pool__arm(subiter_pool *p);
+/* Test hook: what pool__arm() calls first; NULL outside tests. */
+SUBITER__HIDDEN extern void (*pool__before_arm)(subiter_pool *p);
 SUBITER__HIDDEN void pool__disarm(subiter_pool *p);
 /* One poll() over every eventfd and pidfd until one fires or deadline_ns
  * (0: none); exits become pool__exited() events. */

@@ -45,6 +45,7 @@ void pool__slot_set(subiter_pool *p, unsigned i, enum slot_state to)
     p->nstate[w->st]--;
     p->nstate[to]++;
     w->st = to;
+    p->moves++;
     if (to == SLOT_IDLE) {
         w->idle_since = subiter__now_ns();
     }
@@ -76,6 +77,7 @@ void pool__set(subiter_pool *p, enum pool_state to)
 {
     assert(pool_legal(p->st, to));
     p->st = to;
+    p->moves++;
 }
 
 void pool__check(const subiter_pool *p)

@@ -54,11 +54,16 @@ void pool__wait_end(subiter_pool *p, const struct subiter__wait *w,
     }
 }
 
+void (*pool__before_arm)(subiter_pool *p);
+
 bool pool__arm(subiter_pool *p)
 {
     bool fresh = false;
     unsigned i;
 
+    if (pool__before_arm != NULL) {
+        pool__before_arm(p);
+    }
     for (i = 0; i < p->n; i++) {
         struct pool_slot *w = &p->w[i];
 

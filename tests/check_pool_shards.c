@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pool.h" /* first: the internal headers handle_impl.h needs */
+#include "handle_impl.h"
 #include "testpool.h"
 
 /* Shards of unequal length: worker k yields 1000 k + j for j < 3 (k + 1). */
@@ -362,6 +364,97 @@ START_TEST(test_pool_shards_shard_fails)
 }
 END_TEST
 
+/* Worker 0 yields its first item, worker 1 none; both wait for `release`,
+ * then worker 0 yields the rest of its shard of [0, N_ITEMS) (in steps
+ * of 2) and worker 1 fails. Each counts itself in `started` once past
+ * the gate. */
+TU_EXPORT(int gen_gated_fail(subiter_gen *g, void *arg))
+{
+    struct tp_shared *sh = arg;
+    unsigned id = subiter_worker_id(g);
+    long i;
+    int r;
+
+    if (id == 0 && (r = subiter_yield(g, &(long){0}, sizeof(long))) != 0) {
+        return r;
+    }
+    while (atomic_load(&sh->release) == 0) {
+        usleep(1000);
+    }
+    atomic_fetch_add(&sh->started, 1);
+    if (id == 1) {
+        return subiter_fail(g, "gated failure");
+    }
+    for (i = 2; i < N_ITEMS; i += 2) {
+        if ((r = subiter_yield(g, &i, sizeof i)) != 0) {
+            return r;
+        }
+    }
+    return 0;
+}
+
+static struct tp_shared *gated_sh;
+
+/* Before the arm that follows worker 0's first item (the merge waits for
+ * worker 1 in turn): open the gate and let both workers end and wait in
+ * Stand By, their last records published while the parent was not armed,
+ * so neither will ring it. */
+static void release_before_arm(subiter_pool *p)
+{
+    unsigned i;
+    int k;
+
+    if (p->st != POOL_ITERATING || p->turn != 1 || p->w[1].armed ||
+        atomic_load(&gated_sh->release) != 0) {
+        return;
+    }
+    atomic_store(&gated_sh->release, 1);
+    ck_assert(tu_wait_flag(&gated_sh->started, 2, WAIT_MS));
+    for (i = 0; i < 2; i++) {
+        _Atomic uint32_t *sleeping = &p->w[i].h->reg.shm->child_sleeping;
+
+        for (k = 0; k < WAIT_MS && atomic_load(sleeping) == 0; k++) {
+            tu_sleep_ms(1);
+        }
+        ck_assert_msg(atomic_load(sleeping) != 0, "worker %u never slept", i);
+    }
+}
+
+/* The look right after the arm finds worker 1's failure, which stops the
+ * shards: worker 0's records, published before the arm, still end its
+ * stop (a pool that slept after that look waited forever). Both merges. */
+START_TEST(test_pool_shards_fail_found_after_arm)
+{
+    struct tu_snapshot snap;
+    subiter_opts wo = tu_opts_grace(0, PROMPT_GRACE_MS);
+    subiter_pool_opts po = tp_pool_opts(2, &wo);
+    subiter_pool *p;
+    int seen[N_ITEMS], order;
+
+    tu_snapshot(&snap);
+    gated_sh = tp_shared_new();
+    pool__before_arm = release_before_arm;
+    for (order = 0; order < 2; order++) {
+        po.order = order;
+        atomic_store(&gated_sh->release, 0);
+        atomic_store(&gated_sh->started, 0);
+        ck_assert_int_eq(subiter_pool_open(&p, gen_gated_fail, gated_sh, &po),
+                         0);
+        memset(seen, 0, sizeof seen);
+        ck_assert_int_eq(subiter_pool_start(p, NULL, 0), 0);
+        ck_assert_int_eq(tp_collect(p, 2, 0, 1, N_ITEMS, seen, NULL, NULL),
+                         SUBITER_EITER);
+        ck_assert_int_eq(atomic_load(&gated_sh->release), 1);
+        tp_assert_errmsg_has(p, "gated failure");
+        ck_assert_int_eq(seen[0], 1);
+        tp_close_clean(p);
+    }
+    pool__before_arm = NULL;
+    tu_shared_free(gated_sh, PAGE);
+    tu_assert_clean(&snap);
+}
+END_TEST
+
 /* Shard 1 dies mid-iteration (`how`, or SIGKILL from us when how is
  * SHARD_PAUSE); next() says SUBITER_ECHILD naming `sig`; then a whole run
  * works, on a new worker 1. */
@@ -667,6 +760,7 @@ static Suite *pool_shards_suite(void)
     tcase_add_test(tc, test_pool_shards_input_reaches_every_worker);
     tcase_add_test(tc, test_pool_shards_ranks_cover_once);
     tcase_add_test(tc, test_pool_shards_shard_fails);
+    tcase_add_test(tc, test_pool_shards_fail_found_after_arm);
     tcase_add_test(tc, test_pool_shards_shard_segv);
     tcase_add_test(tc, test_pool_shards_shard_sigkilled);
     tcase_add_test(tc, test_pool_shards_restart_shards);
