@@ -76,8 +76,7 @@ static void run_plain(subiter_pool *p, unsigned workers, bool ordered)
 
     memset(seen, 0, sizeof seen);
     tp_start_plain(p);
-    ck_assert_int_eq(tp_collect(p, workers, 0, 1, N_ITEMS, seen, seq, &nseq),
-                     0);
+    TP_EXPECT(p, tp_collect(p, workers, 0, 1, N_ITEMS, seen, seq, &nseq), 0);
     ck_assert_int_eq(nseq, N_ITEMS);
     tp_assert_each_once(seen, N_ITEMS);
     if (ordered) {
@@ -107,8 +106,7 @@ static void sharded_unordered(unsigned workers)
     ck_assert_int_eq(subiter_pool_worker_pid(p, workers), 0);
     memset(seen, 0, sizeof seen);
     tp_start_plain(p);
-    ck_assert_int_eq(tp_collect(p, workers, 0, 1, N_ITEMS, seen, NULL, &nseq),
-                     0);
+    TP_EXPECT(p, tp_collect(p, workers, 0, 1, N_ITEMS, seen, NULL, &nseq), 0);
     ck_assert_int_eq(nseq, N_ITEMS);
     tp_assert_each_once(seen, N_ITEMS);
     tp_close_clean(p);
@@ -144,10 +142,10 @@ START_TEST(test_pool_shards_ordered_round_robin)
      * has one item more than the others: 999 comes alone at the end). */
     memset(seen, 0, sizeof seen);
     tp_start_plain(p);
-    ck_assert_int_eq(tp_collect(p, 3, 0, 1, N_ITEMS, seen, seq, &n1), 0);
+    TP_EXPECT(p, tp_collect(p, 3, 0, 1, N_ITEMS, seen, seq, &n1), 0);
     memset(seen, 0, sizeof seen);
     tp_start_plain(p);
-    ck_assert_int_eq(tp_collect(p, 3, 0, 1, N_ITEMS, seen, again, &n2), 0);
+    TP_EXPECT(p, tp_collect(p, 3, 0, 1, N_ITEMS, seen, again, &n2), 0);
     ck_assert_int_eq(n1, N_ITEMS);
     ck_assert_int_eq(n2, N_ITEMS);
     tp_assert_each_once(seen, N_ITEMS);
@@ -313,7 +311,8 @@ START_TEST(test_pool_shards_ranks_cover_once)
         ck_assert_int_eq(subiter_pool_start(p[rank], &in, sizeof in), 0);
     }
     for (rank = 0; rank < 2; rank++) {
-        ck_assert_int_eq(
+        TP_EXPECT(
+            p[rank],
             tp_collect(p[rank], 2, rank, 2, N_ITEMS, seen, NULL, &n[rank]), 0);
     }
     ck_assert_int_eq(n[0], N_ITEMS / 2);
@@ -348,8 +347,8 @@ START_TEST(test_pool_shards_shard_fails)
         }
         memset(seen, 0, sizeof seen);
         ck_assert_int_eq(subiter_pool_start(p, &in, sizeof in), 0);
-        ck_assert_int_eq(tp_collect(p, 3, 0, 1, N_ITEMS, seen, NULL, NULL),
-                         SUBITER_EITER);
+        TP_EXPECT(p, tp_collect(p, 3, 0, 1, N_ITEMS, seen, NULL, NULL),
+                  SUBITER_EITER);
         tp_assert_errmsg_has(p, "shard 1 broke after 5");
         /* The pool is usable; a generator's failure kills nobody. */
         run_plain(p, 3, order == SUBITER_POOL_ORDERED);
@@ -442,8 +441,8 @@ START_TEST(test_pool_shards_fail_found_after_arm)
                          0);
         memset(seen, 0, sizeof seen);
         ck_assert_int_eq(subiter_pool_start(p, NULL, 0), 0);
-        ck_assert_int_eq(tp_collect(p, 2, 0, 1, N_ITEMS, seen, NULL, NULL),
-                         SUBITER_EITER);
+        TP_EXPECT(p, tp_collect(p, 2, 0, 1, N_ITEMS, seen, NULL, NULL),
+                  SUBITER_EITER);
         ck_assert_int_eq(atomic_load(&gated_sh->release), 1);
         tp_assert_errmsg_has(p, "gated failure");
         ck_assert_int_eq(seen[0], 1);
@@ -479,8 +478,8 @@ static void shard_dies(long how, const char *sig)
         ck_assert(tu_wait_flag(&sh->started, 1, WAIT_MS));
         ck_assert_int_eq(kill(pids[1], SIGKILL), 0);
     }
-    ck_assert_int_eq(tp_collect(p, 3, 0, 1, N_ITEMS, seen, NULL, NULL),
-                     SUBITER_ECHILD);
+    TP_EXPECT(p, tp_collect(p, 3, 0, 1, N_ITEMS, seen, NULL, NULL),
+              SUBITER_ECHILD);
     tp_assert_errmsg_has(p, sig);
     tp_assert_errmsg_has(p, "worker 1");
     tu_assert_gone(pids[1]);
@@ -538,7 +537,7 @@ START_TEST(test_pool_shards_restart_shards)
         pid1 = subiter_pool_worker_pid(p, 1);
         memset(seen, 0, sizeof seen);
         ck_assert_int_eq(subiter_pool_start(p, &in, sizeof in), 0);
-        ck_assert_int_eq(tp_collect(p, 3, 0, 1, N_ITEMS, seen, seq, &nseq), 0);
+        TP_EXPECT(p, tp_collect(p, 3, 0, 1, N_ITEMS, seen, seq, &nseq), 0);
         ck_assert_int_eq(atomic_load(&sh->attempts), 2);
         ck_assert_int_eq(nseq, N_ITEMS);
         tp_assert_each_once(seen, N_ITEMS);
@@ -578,8 +577,8 @@ START_TEST(test_pool_shards_restart_gives_up)
     ck_assert_int_eq(subiter_pool_open(&p, tp_gen_shard, sh, &po), 0);
     memset(seen, 0, sizeof seen);
     ck_assert_int_eq(subiter_pool_start(p, &in, sizeof in), 0);
-    ck_assert_int_eq(tp_collect(p, 2, 0, 1, N_ITEMS, seen, NULL, NULL),
-                     SUBITER_ECHILD);
+    TP_EXPECT(p, tp_collect(p, 2, 0, 1, N_ITEMS, seen, NULL, NULL),
+              SUBITER_ECHILD);
     tp_assert_errmsg_has(p, "SIGSEGV");
     tp_assert_errmsg_has(p, "worker 1");
     /* Two reruns, then the replacement after the last death. */
@@ -611,8 +610,8 @@ START_TEST(test_pool_shards_rerun_cannot_start)
     memset(seen, 0, sizeof seen);
     ck_assert_int_eq(subiter_pool_start(p, &in, sizeof in), 0);
     /* The replacement's initializer fails: the rerun cannot start. */
-    ck_assert_int_eq(tp_collect(p, 2, 0, 1, N_ITEMS, seen, NULL, NULL),
-                     SUBITER_EINIT);
+    TP_EXPECT(p, tp_collect(p, 2, 0, 1, N_ITEMS, seen, NULL, NULL),
+              SUBITER_EINIT);
     tp_assert_errmsg_has(p, "rerun");
     tp_assert_errmsg_has(p, "no more workers");
     ck_assert_int_eq(subiter_pool_worker_pid(p, 1), 0);
@@ -655,7 +654,7 @@ START_TEST(test_pool_shards_rerun_dies_in_init)
         atomic_store(&sh->deaths, 2);
         memset(seen, 0, sizeof seen);
         ck_assert_int_eq(subiter_pool_start(p, &in, sizeof in), 0);
-        ck_assert_int_eq(tp_collect(p, 2, 0, 1, N_ITEMS, seen, seq, &nseq), 0);
+        TP_EXPECT(p, tp_collect(p, 2, 0, 1, N_ITEMS, seen, seq, &nseq), 0);
         ck_assert_int_eq(nseq, N_ITEMS);
         tp_assert_each_once(seen, N_ITEMS);
         for (i = 0; order == SUBITER_POOL_ORDERED && i < N_ITEMS; i++) {
@@ -666,8 +665,8 @@ START_TEST(test_pool_shards_rerun_dies_in_init)
         atomic_store(&sh->deaths, 1000);
         memset(seen, 0, sizeof seen);
         ck_assert_int_eq(subiter_pool_start(p, &in, sizeof in), 0);
-        ck_assert_int_eq(tp_collect(p, 2, 0, 1, N_ITEMS, seen, NULL, NULL),
-                         SUBITER_ECHILD);
+        TP_EXPECT(p, tp_collect(p, 2, 0, 1, N_ITEMS, seen, NULL, NULL),
+                  SUBITER_ECHILD);
         tp_assert_errmsg_has(p, "rerun 3 of 3");
         tp_assert_errmsg_has(p, "exit");
         atomic_store(&sh->deaths, 0);

@@ -134,6 +134,16 @@ char tp_proc_state(pid_t pid);
 int tp_collect(subiter_pool *p, unsigned workers, unsigned rank, unsigned world,
                long n, int *seen, long *seq, long *nseq);
 
+/* Assert that `call`, a call on pool p, returned `want`; else fail naming
+ * what it returned and the pool's errmsg (why a shard or a rerun ended). */
+#define TP_EXPECT(p, call, want)                                               \
+    do {                                                                       \
+        int tp_r_ = (call), tp_w_ = (want);                                    \
+        ck_assert_msg(tp_r_ == tp_w_, "%s == %d (%s), not %d: %s", #call,      \
+                      tp_r_, subiter_strerror(tp_r_), tp_w_,                   \
+                      subiter_pool_errmsg(p));                                 \
+    } while (0)
+
 /* Every value in [0, n) was seen exactly once. */
 void tp_assert_each_once(const int *seen, long n);
 
